@@ -1,0 +1,127 @@
+//! The command line: arguments, rendering and exit codes.
+//!
+//! This is the edge of berth. It parses arguments with clap, calls the
+//! library, renders results for people (miette diagnostics, tables) and for
+//! machines (JSON), and maps outcomes onto the contract's exit codes.
+
+mod render;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::spec;
+
+/// Exit code: success (for `plan`, also "in sync").
+pub const EXIT_OK: u8 = 0;
+/// Exit code: invalid input, provider failure, refused, or not converged.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: `plan --detailed-exitcode` found changes.
+pub const EXIT_CHANGES: u8 = 2;
+/// Exit code: interrupted.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// berth: declarative VM placement for Hyper-V fleets.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of the contract.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check documents and report every problem with its position.
+    Validate {
+        /// Files or directories of documents.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write the JSON Schemas of the documents.
+    Schema {
+        /// Directory to write `placement.json`, `controller.json`, `fleet.json` to;
+        /// without it, print them as one JSON object.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(run(cli))
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Validate { paths } => validate(&paths),
+        Command::Schema { out } => schema(out),
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> u8 {
+    match spec::load(paths) {
+        Ok(desired) => {
+            println!(
+                "valid: {} hosts, {} VMs in {} Placement documents{}{}",
+                desired.hosts.len(),
+                desired.vms.len(),
+                desired.placement_documents,
+                if desired.controller.is_some() { ", 1 Controller" } else { "" },
+                match desired.fleets.len() {
+                    0 => String::new(),
+                    n => format!(", {n} Fleet"),
+                }
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            render::spec_error(&e);
+            EXIT_ERROR
+        }
+    }
+}
+
+fn schema(out: Option<PathBuf>) -> u8 {
+    let schemas = spec::schemas();
+    match out {
+        None => {
+            let map: serde_json::Map<String, serde_json::Value> = schemas
+                .into_iter()
+                .map(|(name, v)| (name.to_string(), v))
+                .collect();
+            let text = serde_json::to_string_pretty(&map).unwrap_or_default();
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{text}");
+            EXIT_OK
+        }
+        Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                render::error(&format!("cannot create {}: {e}", dir.display()));
+                return EXIT_ERROR;
+            }
+            for (name, value) in schemas {
+                let path = dir.join(name);
+                let text = serde_json::to_string_pretty(&value).unwrap_or_default() + "\n";
+                if let Err(e) = std::fs::write(&path, text) {
+                    render::error(&format!("cannot write {}: {e}", path.display()));
+                    return EXIT_ERROR;
+                }
+                println!("wrote {}", path.display());
+            }
+            EXIT_OK
+        }
+    }
+}

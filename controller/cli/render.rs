@@ -1,0 +1,143 @@
+//! Rendering for people: miette diagnostics with source snippets.
+
+use std::io::IsTerminal;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+
+use crate::spec::{Diagnostic, Origin, SpecError};
+
+/// One diagnostic in miette's terms.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Report {
+    message: String,
+    severity: miette::Severity,
+    code: Option<NamedSource<String>>,
+    labels: Vec<LabeledSpan>,
+    help: Option<String>,
+    related: Vec<Report>,
+}
+
+impl miette::Diagnostic for Report {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.code.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+            ))
+        }
+    }
+}
+
+fn span(origin: &Origin) -> Option<SourceSpan> {
+    let file = origin.file.as_ref()?;
+    if !origin.loc.is_known() {
+        return None;
+    }
+    let offset = origin.loc.offset.min(file.text.len());
+    let len = origin.loc.len.min(file.text.len() - offset);
+    Some(SourceSpan::new(offset.into(), len))
+}
+
+fn source(origin: &Origin) -> Option<NamedSource<String>> {
+    let file = origin.file.as_ref()?;
+    Some(NamedSource::new(file.path.display().to_string(), file.text.clone()).with_language("yaml"))
+}
+
+fn report(d: &Diagnostic) -> Report {
+    let mut labels = Vec::new();
+    if let Some(s) = span(&d.origin) {
+        labels.push(LabeledSpan::new_primary_with_span(Some("here".into()), s));
+    }
+    let mut related = Vec::new();
+    for r in &d.related {
+        let same_file = match (&r.origin.file, &d.origin.file) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        match span(&r.origin) {
+            Some(s) if same_file => labels.push(LabeledSpan::new_with_span(Some(r.label.clone()), s)),
+            Some(s) => related.push(Report {
+                message: format!("{} ({})", r.label, r.origin),
+                severity: miette::Severity::Advice,
+                code: source(&r.origin),
+                labels: vec![LabeledSpan::new_primary_with_span(Some(r.label.clone()), s)],
+                help: None,
+                related: Vec::new(),
+            }),
+            None => related.push(Report {
+                message: format!("{}: {}", r.label, r.origin),
+                severity: miette::Severity::Advice,
+                code: None,
+                labels: Vec::new(),
+                help: None,
+                related: Vec::new(),
+            }),
+        }
+    }
+    let message = if d.origin.file.is_some() {
+        format!("{}: {}", d.origin, d.message)
+    } else {
+        d.message.clone()
+    };
+    Report {
+        message,
+        severity: miette::Severity::Error,
+        code: if labels.is_empty() { None } else { source(&d.origin) },
+        labels,
+        help: d.help.clone(),
+        related,
+    }
+}
+
+fn handler() -> GraphicalReportHandler {
+    let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    GraphicalReportHandler::new_themed(theme).with_context_lines(1)
+}
+
+/// Renders every diagnostic of a spec error, as text without colour.
+pub(crate) fn spec_error_to_string(e: &SpecError, handler: &GraphicalReportHandler) -> String {
+    let mut out = String::new();
+    for d in &e.diagnostics {
+        let _ = handler.render_report(&mut out, &report(d));
+    }
+    let n = e.diagnostics.len();
+    out.push_str(&format!(
+        "error: {n} problem{} found; nothing was changed\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// Prints every diagnostic of a spec error to stderr.
+pub(crate) fn spec_error(e: &SpecError) {
+    eprint!("{}", spec_error_to_string(e, &handler()));
+}
+
+/// Prints a one-line error to stderr.
+pub(crate) fn error(message: &str) {
+    eprintln!("error: {message}");
+}

@@ -1,0 +1,478 @@
+//! Reading files: directory walks, size budgets, YAML parsing per document.
+//!
+//! A file may hold several documents of different kinds. The YAML is read
+//! once to find each document's kind and where it starts, then each document
+//! is parsed on its own into its kind's type, so one broken document does not
+//! hide errors in the next, and every position stays exact.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::diag::{Diagnostic, Loc, Origin, Sink, SourceFile};
+use super::raw::{ControllerDocument, FleetDocument, Header, PlacementDocument, Sp};
+
+/// The one supported `apiVersion`.
+pub const API_VERSION: &str = "berth/v1";
+/// The supported kinds.
+pub const KINDS: [&str; 3] = ["Placement", "Controller", "Fleet"];
+
+/// Largest file berth reads as a document (bytes).
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest total size of all files of one load (bytes).
+pub const MAX_TOTAL_BYTES: u64 = 512 * 1024 * 1024;
+/// Most files one load reads.
+pub const MAX_FILES: usize = 20_000;
+/// Deepest directory nesting a walk descends into.
+const MAX_DEPTH: usize = 32;
+
+/// A parsed document and where it came from.
+#[derive(Debug)]
+pub(crate) struct ParsedDoc {
+    pub ctx: DocCtx,
+    pub body: DocBody,
+}
+
+/// The three kinds of document.
+#[derive(Debug)]
+pub(crate) enum DocBody {
+    Placement(Box<PlacementDocument>),
+    Controller(Box<ControllerDocument>),
+    Fleet(Box<FleetDocument>),
+}
+
+/// Maps positions inside one document back to its file.
+#[derive(Debug, Clone)]
+pub(crate) struct DocCtx {
+    pub file: Arc<SourceFile>,
+    /// Lines before the document's first line.
+    pub line_offset: u32,
+    /// Bytes before the document's first byte.
+    pub byte_offset: usize,
+}
+
+impl DocCtx {
+    /// The file position of a position read inside this document.
+    pub fn origin(&self, loc: Loc) -> Origin {
+        if !loc.is_known() {
+            return Origin::new(&self.file, Loc::default());
+        }
+        Origin::new(
+            &self.file,
+            Loc {
+                line: loc.line.saturating_add(self.line_offset),
+                column: loc.column,
+                offset: loc.offset.saturating_add(self.byte_offset),
+                len: loc.len,
+            },
+        )
+    }
+
+    /// The file position of a spanned value.
+    pub fn at<T>(&self, sp: &Sp<T>) -> Origin {
+        self.origin(sp.loc)
+    }
+}
+
+/// Expands the given paths into the files to read, in order.
+pub(crate) fn discover(paths: &[PathBuf], sink: &mut Sink) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                let before = files.len();
+                walk(path, 0, &mut files, sink);
+                if files.len() == before {
+                    sink.push(Diagnostic::new(
+                        Origin::default(),
+                        format!("no *.yaml or *.yml files in directory {}", path.display()),
+                    ));
+                }
+            }
+            Ok(_) => files.push(path.clone()),
+            Err(e) => sink.push(Diagnostic::new(
+                Origin::default(),
+                format!("cannot read {}: {e}", path.display()),
+            )),
+        }
+    }
+    files
+}
+
+fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, sink: &mut Sink) {
+    if depth > MAX_DEPTH {
+        sink.push(Diagnostic::new(
+            Origin::default(),
+            format!(
+                "{} is nested more than {MAX_DEPTH} directories deep",
+                dir.display()
+            ),
+        ));
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            sink.push(Diagnostic::new(
+                Origin::default(),
+                format!("cannot read directory {}: {e}", dir.display()),
+            ));
+            return;
+        }
+    };
+    let mut children: Vec<(String, PathBuf, std::fs::FileType)> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Ok(ft) = entry.file_type() {
+            children.push((name, entry.path(), ft));
+        }
+    }
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, path, ft) in children {
+        if files.len() >= MAX_FILES {
+            sink.push(Diagnostic::new(
+                Origin::default(),
+                format!("more than {MAX_FILES} files below {}", dir.display()),
+            ));
+            return;
+        }
+        if ft.is_dir() {
+            walk(&path, depth + 1, files, sink);
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            // Symlinked files are followed; symlinked directories are not
+            // (`ft` does not follow links), which keeps walks finite.
+            if ft.is_symlink() && std::fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            files.push(path);
+        }
+    }
+}
+
+/// Reads one file within the size budget.
+pub(crate) fn read_file(path: &Path, total: &mut u64, sink: &mut Sink) -> Option<Arc<SourceFile>> {
+    let display = path.display();
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => {
+            sink.error(Origin::default(), format!("cannot read {display}: {e}"));
+            return None;
+        }
+    };
+    if size > MAX_FILE_BYTES {
+        sink.error(
+            Origin::default(),
+            format!(
+                "{display} is {:.1} MiB, over the {} MiB limit for a document file",
+                size as f64 / 1_048_576.0,
+                MAX_FILE_BYTES / 1_048_576
+            ),
+        );
+        return None;
+    }
+    *total += size;
+    if *total > MAX_TOTAL_BYTES {
+        sink.error(
+            Origin::default(),
+            format!(
+                "the documents add up to more than {} MiB; refusing to read {display}",
+                MAX_TOTAL_BYTES / 1_048_576
+            ),
+        );
+        return None;
+    }
+    let bytes = match read_capped(path) {
+        Ok(b) => b,
+        Err(e) => {
+            sink.error(Origin::default(), format!("cannot read {display}: {e}"));
+            return None;
+        }
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(Arc::new(SourceFile {
+            path: path.to_path_buf(),
+            text,
+        })),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+            let line = prefix.matches('\n').count() + 1;
+            let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let file = Arc::new(SourceFile {
+                path: path.to_path_buf(),
+                text: prefix,
+            });
+            sink.error(
+                Origin::new(
+                    &file,
+                    Loc {
+                        line: line as u32,
+                        column: column as u32,
+                        offset: valid,
+                        len: 0,
+                    },
+                ),
+                "the file is not valid UTF-8",
+            );
+            None
+        }
+    }
+}
+
+/// Reads at most `MAX_FILE_BYTES + 1` bytes, so a file that grows while being
+/// read (or lies about its size) cannot exhaust memory.
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "file is over the {} MiB limit",
+            MAX_FILE_BYTES / 1_048_576
+        )));
+    }
+    Ok(buf)
+}
+
+/// The parser options: strict where YAML is surprising, budgets on.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        with_snippet: false,
+        strict_booleans: true,
+        budget: serde_saphyr::budget! {
+            max_events: 4_000_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_depth: 48,
+            max_documents: 1_024,
+            max_nodes: 2_000_000,
+            max_total_scalar_bytes: 16 * 1024 * 1024,
+            max_merge_keys: 1_000,
+            max_recorded_anchor_events: 100_000,
+            max_recorded_anchor_bytes: 4 * 1024 * 1024,
+        },
+    }
+}
+
+/// Parses every document of a file; problems go to `sink`.
+pub(crate) fn parse_file(file: &Arc<SourceFile>, sink: &mut Sink) -> Vec<ParsedDoc> {
+    let whole = DocCtx {
+        file: file.clone(),
+        line_offset: 0,
+        byte_offset: 0,
+    };
+    let headers: Vec<Sp<Header>> =
+        match serde_saphyr::from_multiple_with_options(&file.text, options()) {
+            Ok(h) => h,
+            Err(e) => {
+                sink.push(yaml_error(&whole, &e));
+                return Vec::new();
+            }
+        };
+    let line_starts = line_starts(&file.text);
+    let lines: Vec<&str> = file.text.split('\n').collect();
+    // First line (1-based) of each document's slice.
+    let mut starts = Vec::with_capacity(headers.len());
+    for (i, h) in headers.iter().enumerate() {
+        let root = h.loc.line.max(1) as usize;
+        if i == 0 {
+            starts.push(1);
+            continue;
+        }
+        let prev = *starts.last().unwrap_or(&1);
+        let mut start = root;
+        if !lines.get(root - 1).is_some_and(|l| l.starts_with("---")) {
+            let mut l = root - 1;
+            while l > prev {
+                if lines.get(l - 1).is_some_and(|t| t.starts_with("---")) {
+                    start = l;
+                    break;
+                }
+                l -= 1;
+            }
+        }
+        starts.push(start.max(prev + 1));
+    }
+    let mut docs = Vec::with_capacity(headers.len());
+    for (i, header) in headers.iter().enumerate() {
+        let first_line = starts[i];
+        let begin = line_starts.get(first_line - 1).copied().unwrap_or(file.text.len());
+        let end = starts
+            .get(i + 1)
+            .and_then(|l| line_starts.get(l - 1).copied())
+            .unwrap_or(file.text.len());
+        let ctx = DocCtx {
+            file: file.clone(),
+            line_offset: (first_line - 1) as u32,
+            byte_offset: begin,
+        };
+        let text = &file.text[begin..end.max(begin)];
+        if let Some(body) = parse_document(&whole, &ctx, header, text, sink) {
+            docs.push(ParsedDoc { ctx, body });
+        }
+    }
+    docs
+}
+
+fn parse_document(
+    whole: &DocCtx,
+    ctx: &DocCtx,
+    header: &Sp<Header>,
+    text: &str,
+    sink: &mut Sink,
+) -> Option<DocBody> {
+    let doc_origin = whole.at(header);
+    let Some(api) = &header.value.api_version else {
+        sink.push(
+            Diagnostic::new(doc_origin, "document has no `apiVersion`")
+                .with_help(format!("add `apiVersion: {API_VERSION}`")),
+        );
+        return None;
+    };
+    if api.value != API_VERSION {
+        sink.push(
+            Diagnostic::new(
+                whole.at(api),
+                format!("unsupported apiVersion `{}`", api.value),
+            )
+            .with_help(format!("the supported apiVersion is `{API_VERSION}`")),
+        );
+        return None;
+    }
+    let Some(kind) = &header.value.kind else {
+        sink.push(
+            Diagnostic::new(doc_origin, "document has no `kind`")
+                .with_help(format!("add `kind:` with one of {}", KINDS.join(", "))),
+        );
+        return None;
+    };
+    match kind.value.as_str() {
+        "Placement" => parse_as::<PlacementDocument>(ctx, text, sink)
+            .map(|d| DocBody::Placement(Box::new(d))),
+        "Controller" => parse_as::<ControllerDocument>(ctx, text, sink)
+            .map(|d| DocBody::Controller(Box::new(d))),
+        "Fleet" => {
+            parse_as::<FleetDocument>(ctx, text, sink).map(|d| DocBody::Fleet(Box::new(d)))
+        }
+        other => {
+            let mut d = Diagnostic::new(whole.at(kind), format!("unsupported kind `{other}`"));
+            d = match closest(other, KINDS.iter().copied()) {
+                Some(best) => d.with_help(format!("did you mean `{best}`?")),
+                None => d.with_help(format!("the supported kinds are {}", KINDS.join(", "))),
+            };
+            sink.push(d);
+            None
+        }
+    }
+}
+
+fn parse_as<T: DeserializeOwned>(ctx: &DocCtx, text: &str, sink: &mut Sink) -> Option<T> {
+    match serde_saphyr::from_str_with_options::<T>(text, options()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            sink.push(yaml_error(ctx, &e));
+            None
+        }
+    }
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut v = vec![0];
+    v.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    v
+}
+
+/// Turns a parser error into a positioned diagnostic with a hint.
+fn yaml_error(ctx: &DocCtx, e: &serde_saphyr::Error) -> Diagnostic {
+    let loc = e.location().map_or(Loc::default(), |l| {
+        let span = l.span();
+        Loc {
+            line: u32::try_from(l.line()).unwrap_or(0),
+            column: u32::try_from(l.column()).unwrap_or(0),
+            offset: span
+                .byte_offset()
+                .and_then(|o| usize::try_from(o).ok())
+                .unwrap_or(0),
+            len: span
+                .byte_len()
+                .and_then(|o| usize::try_from(o).ok())
+                .unwrap_or(1)
+                .max(1),
+        }
+    });
+    let message = strip_location(&e.to_string());
+    let origin = ctx.origin(loc);
+    if let Some((field, expected)) = unknown_field(&message) {
+        let mut d = Diagnostic::new(origin, format!("unknown field `{field}`"));
+        d = match closest(&field, expected.iter().map(String::as_str)) {
+            Some(best) => d.with_help(format!("did you mean `{best}`?")),
+            None if expected.is_empty() => d,
+            None => d.with_help(format!("expected one of: {}", expected.join(", "))),
+        };
+        return d;
+    }
+    Diagnostic::new(origin, message)
+}
+
+/// Removes the " at line N, column M" suffix the parser appends.
+fn strip_location(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message);
+    match first.rfind(" at line ") {
+        Some(i) if first[i..].contains(", column ") => first[..i].to_string(),
+        _ => first.to_string(),
+    }
+}
+
+/// Splits "unknown field `x`, expected one of a, b" into (x, [a, b]).
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split_once("expected")
+        .map(|(_, list)| {
+            list.split([',', ' ', '`'])
+                .map(str::trim)
+                .filter(|w| !w.is_empty() && !matches!(*w, "one" | "of" | "or"))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((field.to_string(), expected))
+}
+
+/// The candidate closest to `word`, if it is close enough to be a typo.
+pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    candidates
+        .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_the_parser_location_suffix() {
+        assert_eq!(strip_location("invalid u32 at line 3, column 9"), "invalid u32");
+        assert_eq!(strip_location("plain message"), "plain message");
+    }
+
+    #[test]
+    fn parses_unknown_field_messages() {
+        let (f, e) = unknown_field("unknown field `hsot`, expected one of name, host, weight")
+            .expect("recognised");
+        assert_eq!(f, "hsot");
+        assert_eq!(e, ["name", "host", "weight"]);
+        assert_eq!(closest("hsot", e.iter().map(String::as_str)), Some("host"));
+        assert_eq!(closest("zzzzzz", e.iter().map(String::as_str)), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! Desired state: loading, validating and describing berth's documents.
+//!
+//! This is the only module that reads YAML. It turns files into a validated
+//! [`Desired`] model, reporting every problem with its file, line and column,
+//! and it owns the JSON Schemas of the three document kinds. Everything
+//! downstream (providers, planner, executor) consumes the typed model only.
+
+mod diag;
+mod duration;
+mod load;
+pub mod model;
+pub mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use diag::{Diagnostic, Loc, Origin, Related, SourceFile, SpecError};
+pub use duration::{format_duration, human_seconds, parse_duration};
+pub use load::{API_VERSION, KINDS, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
+pub use model::*;
+pub use validate::{check_name, parse_address, parse_port, parse_protocol};
+
+use diag::Sink;
+
+/// Loads and validates every document found under `paths`.
+///
+/// A directory means every `*.yaml` / `*.yml` file below it (hidden entries
+/// skipped) in sorted order. All problems are reported together.
+pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
+    let mut sink = Sink::default();
+    let files = load::discover(paths, &mut sink);
+    let mut docs = Vec::new();
+    let mut total = 0u64;
+    for path in &files {
+        if let Some(file) = load::read_file(path, &mut total, &mut sink) {
+            docs.extend(load::parse_file(&file, &mut sink));
+        }
+    }
+    if docs.is_empty() && sink.is_empty() {
+        sink.error(
+            Origin::default(),
+            format!(
+                "no berth documents found in {}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    let desired = validate::validate(&docs, &mut sink);
+    sink.finish(desired)
+}
+
+/// Loads the one Fleet document of a simulator world file.
+pub fn load_fleet(path: &Path) -> Result<FleetSpec, SpecError> {
+    let desired = load(&[path.to_path_buf()])?;
+    let mut fleets = desired.fleets;
+    match fleets.len() {
+        1 => Ok(fleets.remove(0)),
+        n => Err(SpecError {
+            diagnostics: vec![Diagnostic::new(
+                Origin::default(),
+                format!(
+                    "{} holds {n} Fleet documents; a simulator world is exactly one",
+                    path.display()
+                ),
+            )],
+        }),
+    }
+}
+
+/// The JSON Schema of each document kind, by file name.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    fn one<T: schemars::JsonSchema>(kind: &str) -> serde_json::Value {
+        let settings = schemars::generate::SchemaSettings::draft2020_12();
+        let schema = settings.into_generator().into_root_schema_for::<T>();
+        let mut value = serde_json::to_value(schema).unwrap_or_default();
+        if let Some(props) = value
+            .get_mut("properties")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            props.insert(
+                "apiVersion".into(),
+                serde_json::json!({ "const": API_VERSION, "description": "Always `berth/v1`." }),
+            );
+            props.insert(
+                "kind".into(),
+                serde_json::json!({ "const": kind, "description": format!("Always `{kind}`.") }),
+            );
+        }
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "$id".into(),
+                serde_json::json!(format!("https://berth.dev/schemas/{}.json", kind.to_lowercase())),
+            );
+        }
+        value
+    }
+    vec![
+        ("placement.json", one::<raw::PlacementDocument>("Placement")),
+        ("controller.json", one::<raw::ControllerDocument>("Controller")),
+        ("fleet.json", one::<raw::FleetDocument>("Fleet")),
+    ]
+}

@@ -1,0 +1,552 @@
+//! The validated desired state: what every later stage consumes.
+//!
+//! Values here are already checked and normalised: names are non-empty,
+//! references resolve, durations are [`Duration`]s, defaults are filled in,
+//! and ACLs are expanded to one rule per direction and sorted, so equal sets
+//! compare equal. Plan code never sees anything less.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::diag::Origin;
+
+/// Everything the documents among the given paths declare, validated.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// The policy (defaults when no document declares one).
+    pub policy: Policy,
+    /// Declared hosts by name.
+    pub hosts: BTreeMap<String, HostSpec>,
+    /// Declared VMs by name.
+    pub vms: BTreeMap<String, VmSpec>,
+    /// The one Controller document, if any.
+    pub controller: Option<ControllerSpec>,
+    /// Fleet documents found among the paths (validated, not desired state).
+    pub fleets: Vec<FleetSpec>,
+    /// Observed status carried by snapshot documents (`berth observe` output).
+    pub status: Option<FleetStatusSpec>,
+    /// How many Placement documents contributed.
+    pub placement_documents: usize,
+}
+
+/// Limits and timings of moves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Live migrations in flight across the fleet.
+    pub max_parallel_migrations: u32,
+    /// Live migrations touching one host (in + out).
+    pub max_migrations_per_host: u32,
+    /// Failed attempts per move before it is blocked.
+    pub max_attempts: u32,
+    /// Time limit of one migration job.
+    pub move_timeout: Duration,
+    /// How long a move may wait for a running backup.
+    pub backup_wait: Duration,
+    /// Largest plan `apply` carries out without `--max-moves`.
+    pub max_moves_per_apply: u32,
+    /// Observe and report, change nothing.
+    pub suspend: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_parallel_migrations: 8,
+            max_migrations_per_host: 2,
+            max_attempts: 3,
+            move_timeout: Duration::from_secs(30 * 60),
+            backup_wait: Duration::from_secs(60 * 60),
+            max_moves_per_apply: 50,
+            suspend: false,
+        }
+    }
+}
+
+/// A declared host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSpec {
+    /// Name.
+    pub name: String,
+    /// Move everything off it.
+    pub maintenance: bool,
+    /// Optional per-host cap on live migrations.
+    pub max_migrations: Option<u32>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// A declared VM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmSpec {
+    /// Name.
+    pub name: String,
+    /// The host it belongs on (a declared host).
+    pub host: String,
+    /// Ordered fallback hosts for maintenance (declared, not `host`).
+    pub fallback: Vec<String>,
+    /// Managed adapters; `None` when adapters are not managed.
+    pub adapters: Option<Vec<AdapterSpec>>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// A managed adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdapterSpec {
+    /// Adapter name.
+    pub name: String,
+    /// Switch it must be connected to; `None`: not managed.
+    pub switch: Option<String>,
+    /// SCVMM VM network; `None`: not managed.
+    pub vm_network: Option<String>,
+    /// Access VLAN; `None`: not managed.
+    pub vlan_id: Option<u16>,
+    /// Exact ACL set, normalised; `None`: not managed.
+    pub acls: Option<Vec<Acl>>,
+}
+
+impl PartialEq for Origin {
+    /// Origins never make two specs different.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclAction {
+    /// Let matching traffic through.
+    Allow,
+    /// Drop matching traffic.
+    Deny,
+}
+
+/// The direction of one normalised ACL rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Traffic to the VM.
+    Inbound,
+    /// Traffic from the VM.
+    Outbound,
+}
+
+/// An address match: any, or an IP network (a bare IP is a host network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AddressMatch {
+    /// Any address.
+    Any,
+    /// An IP network.
+    Net(IpNet),
+}
+
+/// A port match: any, or an inclusive range (one port is `lo == hi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PortMatch {
+    /// Any port.
+    Any,
+    /// Ports `lo..=hi`.
+    Range(u16, u16),
+}
+
+/// An IP protocol match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProtocolMatch {
+    /// Any protocol.
+    Any,
+    /// An IP protocol number (tcp 6, udp 17, icmp 1).
+    Number(u8),
+}
+
+/// One normalised extended port ACL rule; identity is (direction, weight).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Acl {
+    /// Direction (a `both` rule becomes two rules).
+    pub direction: Direction,
+    /// Precedence; unique per (adapter, direction).
+    pub weight: u32,
+    /// Allow or deny.
+    pub action: AclAction,
+    /// Local address match.
+    pub local_address: AddressMatch,
+    /// Remote address match.
+    pub remote_address: AddressMatch,
+    /// Local port match.
+    pub local_port: PortMatch,
+    /// Remote port match.
+    pub remote_port: PortMatch,
+    /// Protocol match.
+    pub protocol: ProtocolMatch,
+    /// Stateful rule.
+    pub stateful: bool,
+    /// Idle timeout of a stateful session, seconds (0 with stateless rules).
+    pub idle_session_timeout: u32,
+    /// Isolation id.
+    pub isolation_id: u32,
+}
+
+impl Acl {
+    /// The rule's identity on an adapter.
+    pub fn key(&self) -> (Direction, u32) {
+        (self.direction, self.weight)
+    }
+}
+
+impl fmt::Display for AclAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AclAction::Allow => "allow",
+            AclAction::Deny => "deny",
+        })
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        })
+    }
+}
+
+impl fmt::Display for AddressMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressMatch::Any => f.write_str("ANY"),
+            AddressMatch::Net(net) if net.prefix_len() == net.max_prefix_len() => {
+                write!(f, "{}", net.addr())
+            }
+            AddressMatch::Net(net) => write!(f, "{net}"),
+        }
+    }
+}
+
+impl fmt::Display for PortMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortMatch::Any => f.write_str("ANY"),
+            PortMatch::Range(lo, hi) if lo == hi => write!(f, "{lo}"),
+            PortMatch::Range(lo, hi) => write!(f, "{lo}-{hi}"),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolMatch::Any => f.write_str("ANY"),
+            ProtocolMatch::Number(1) => f.write_str("icmp"),
+            ProtocolMatch::Number(6) => f.write_str("tcp"),
+            ProtocolMatch::Number(17) => f.write_str("udp"),
+            ProtocolMatch::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl fmt::Display for Acl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} weight {} {} local {}:{} remote {}:{}",
+            self.action,
+            self.direction,
+            self.weight,
+            self.protocol,
+            self.local_address,
+            self.local_port,
+            self.remote_address,
+            self.remote_port
+        )?;
+        if self.stateful {
+            write!(f, " stateful (idle {}s)", self.idle_session_timeout)?;
+        }
+        if self.isolation_id != 0 {
+            write!(f, " isolation {}", self.isolation_id)?;
+        }
+        Ok(())
+    }
+}
+
+/// The Controller document's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControllerSpec {
+    /// The backend.
+    pub provider: ProviderSpec,
+    /// Period of the full re-check under `watch`.
+    pub resync_interval: Duration,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// Which backend, with its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderSpec {
+    /// The simulator, with its Fleet file (resolved against the Controller
+    /// document's directory).
+    Sim {
+        /// Path of the Fleet file.
+        fleet: PathBuf,
+    },
+    /// Hyper-V through PowerShell.
+    HyperV(HyperVSettings),
+    /// SCVMM through PowerShell.
+    Scvmm(ScvmmSettings),
+}
+
+/// How the PowerShell backends reach PowerShell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// A local PowerShell process (on a host or a management machine).
+    #[default]
+    Local,
+    /// `Invoke-Command` over WinRM (Kerberos).
+    WinRm,
+    /// `Invoke-Command` over SSH.
+    Ssh,
+}
+
+/// Settings shared by the PowerShell backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShellSettings {
+    /// Transport to the hosts.
+    pub transport: Transport,
+    /// PowerShell executable.
+    pub shell: String,
+    /// Time limit of one call.
+    pub call_timeout: Duration,
+}
+
+impl Default for ShellSettings {
+    fn default() -> Self {
+        ShellSettings {
+            transport: Transport::Local,
+            shell: "pwsh".to_string(),
+            call_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Hyper-V backend settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HyperVSettings {
+    /// Hosts to manage.
+    pub hosts: Vec<String>,
+    /// Destination storage path for shared-nothing moves.
+    pub destination_storage_path: Option<String>,
+    /// PowerShell settings.
+    pub shell: ShellSettings,
+}
+
+/// SCVMM backend settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScvmmSettings {
+    /// VMM management server.
+    pub server: String,
+    /// PowerShell settings.
+    pub shell: ShellSettings,
+}
+
+/// CPU vendor; live migration only between equal vendors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuVendor {
+    /// Intel.
+    #[default]
+    Intel,
+    /// AMD.
+    Amd,
+}
+
+impl fmt::Display for CpuVendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CpuVendor::Intel => "intel",
+            CpuVendor::Amd => "amd",
+        })
+    }
+}
+
+/// A VM's power state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerState {
+    /// Running: moves live.
+    #[default]
+    Running,
+    /// Off: moves offline.
+    Off,
+    /// Saved: moves offline.
+    Saved,
+    /// Paused: moves live.
+    Paused,
+}
+
+impl PowerState {
+    /// Whether a move of a VM in this state is a live migration.
+    pub fn is_live(self) -> bool {
+        matches!(self, PowerState::Running | PowerState::Paused)
+    }
+}
+
+impl fmt::Display for PowerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PowerState::Running => "running",
+            PowerState::Off => "off",
+            PowerState::Saved => "saved",
+            PowerState::Paused => "paused",
+        })
+    }
+}
+
+/// A validated Fleet document: the simulator's initial world.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetSpec {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Failure modes.
+    pub faults: Faults,
+    /// Hosts in file order.
+    pub hosts: Vec<FleetHost>,
+    /// VMs in file order.
+    pub vms: Vec<FleetVm>,
+    /// The file it was read from.
+    pub origin: Origin,
+}
+
+/// The simulated failure modes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Faults {
+    /// Chance that a migration attempt fails with a retryable error.
+    pub transient_failure_rate: f64,
+    /// Extended ACLs are lost when a VM moves.
+    pub drop_acls_on_migration: bool,
+    /// Off or saved VMs arrive with adapters disconnected.
+    pub disconnect_on_offline_move: bool,
+    /// How long an over-limit live migration waits before failing.
+    pub over_limit_wait: Duration,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            transient_failure_rate: 0.0,
+            drop_acls_on_migration: false,
+            disconnect_on_offline_move: false,
+            over_limit_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A simulated host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetHost {
+    /// Name.
+    pub name: String,
+    /// Memory for VMs, MiB.
+    pub memory_mib: u64,
+    /// The host's own live-migration limit.
+    pub max_migrations: u32,
+    /// CPU vendor.
+    pub cpu_vendor: CpuVendor,
+    /// Virtual switches.
+    pub switches: Vec<String>,
+    /// Throughput of one live migration, MiB/s.
+    pub migration_rate_mibps: f64,
+    /// Unreachable.
+    pub down: bool,
+}
+
+/// A simulated VM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetVm {
+    /// Name.
+    pub name: String,
+    /// Starting host.
+    pub host: String,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// Power state.
+    pub state: PowerState,
+    /// Backup windows: (start, length) in simulated time.
+    pub backups: Vec<(Duration, Duration)>,
+    /// The next N migration attempts fail.
+    pub fail_next_migrations: u32,
+    /// Adapters.
+    pub adapters: Vec<FleetAdapter>,
+}
+
+/// A simulated adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetAdapter {
+    /// Name.
+    pub name: String,
+    /// Switch it is (or was last) connected to.
+    pub switch: Option<String>,
+    /// Whether it is connected.
+    pub connected: bool,
+    /// SCVMM VM network.
+    pub vm_network: Option<String>,
+    /// Access VLAN.
+    pub vlan_id: Option<u16>,
+    /// Extended ACLs, normalised.
+    pub acls: Vec<Acl>,
+}
+
+/// Observed facts carried by a snapshot (`status` of `berth observe` output).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FleetStatusSpec {
+    /// Provider time of the observation, seconds.
+    pub observed_at: Option<f64>,
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, HostStatusSpec>,
+    /// VMs by name.
+    pub vms: BTreeMap<String, VmStatusSpec>,
+}
+
+/// Observed facts about a host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostStatusSpec {
+    /// Memory for VMs, MiB.
+    pub memory_mib: u64,
+    /// Own live-migration limit.
+    pub max_migrations: u32,
+    /// CPU vendor.
+    pub cpu_vendor: CpuVendor,
+    /// Switches.
+    pub switches: Vec<String>,
+    /// Throughput of one live migration, MiB/s, when known.
+    pub migration_rate_mibps: Option<f64>,
+    /// Whether the host answered.
+    pub reachable: bool,
+}
+
+/// An operation running on a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VmOperation {
+    /// A migration is under way.
+    Migrating,
+    /// A backup is under way.
+    BackingUp,
+}
+
+/// Observed facts about a VM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmStatusSpec {
+    /// Power state.
+    pub state: PowerState,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// Running operation, if any.
+    pub operation: Option<VmOperation>,
+    /// Destination of a running migration.
+    pub migrating_to: Option<String>,
+}

@@ -1,0 +1,547 @@
+//! The documents exactly as they are written: serde and JSON-Schema types.
+//!
+//! These types mirror the YAML one to one (camelCase fields, unknown fields
+//! rejected) and keep the position of every value that validation may need
+//! to point at. Nothing outside `spec` consumes them directly for decisions:
+//! validation turns them into the typed model in [`super::model`]. They also
+//! serialize, which is how `berth observe` writes a Placement document.
+
+use std::borrow::Cow;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::diag::Loc;
+
+/// A value with the position it was read from (relative to its document).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sp<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written; unknown for values not read from YAML.
+    pub loc: Loc,
+}
+
+impl<T> Sp<T> {
+    /// A value with no position (for documents berth writes itself).
+    pub fn new(value: T) -> Self {
+        Sp {
+            value,
+            loc: Loc::default(),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        let at = s.referenced;
+        let span = at.span();
+        Ok(Sp {
+            value: s.value,
+            loc: Loc {
+                line: u32::try_from(at.line()).unwrap_or(u32::MAX),
+                column: u32::try_from(at.column()).unwrap_or(u32::MAX),
+                offset: span
+                    .byte_offset()
+                    .and_then(|o| usize::try_from(o).ok())
+                    .unwrap_or(0),
+                len: span
+                    .byte_len()
+                    .and_then(|l| usize::try_from(l).ok())
+                    .unwrap_or(1)
+                    .max(1),
+            },
+        })
+    }
+}
+
+impl<T: Serialize> Serialize for Sp<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sp<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// The first fields of any document, read to decide which type it is.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Header {
+    pub api_version: Option<Sp<String>>,
+    pub kind: Option<Sp<String>>,
+}
+
+/// Optional descriptive metadata of a document.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// A label for the document, shown in messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+// ---------------------------------------------------------------- Placement
+
+/// `kind: Placement`: where VMs belong and how their adapters look.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlacementDocument {
+    /// Always `berth/v1`.
+    pub api_version: Sp<String>,
+    /// Always `Placement`.
+    pub kind: Sp<String>,
+    /// Optional metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// The desired state.
+    pub spec: Sp<PlacementSpec>,
+    /// Facts about the fleet, written by `berth observe` and read by
+    /// `plan --observed`; ignored as desired state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Sp<FleetStatus>>,
+}
+
+/// The body of a Placement document.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PlacementSpec {
+    /// Limits and timings; at most one policy across all documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Sp<PolicyRaw>>,
+    /// Hosts berth may place VMs on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostRaw>,
+    /// VMs and where they belong.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vms: Vec<VmRaw>,
+}
+
+/// Limits and timings for moves.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyRaw {
+    /// Live migrations in flight across the whole fleet (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_migrations: Option<Sp<i64>>,
+    /// Live migrations touching one host, in and out (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_migrations_per_host: Option<Sp<i64>>,
+    /// Failed attempts per move before it is blocked (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<Sp<i64>>,
+    /// Time limit of one migration job (default 30m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_timeout: Option<Sp<String>>,
+    /// How long a move may wait for a running backup (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_wait: Option<Sp<String>>,
+    /// Largest plan `apply` carries out without `--max-moves` (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_moves_per_apply: Option<Sp<i64>>,
+    /// Observe and report, change nothing (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// A host VMs may be placed on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostRaw {
+    /// The host's name as the provider knows it.
+    pub name: Sp<String>,
+    /// Move every VM off this host; managed VMs return when false again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<bool>,
+    /// Optional per-host cap on live migrations (in + out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_migrations: Option<Sp<i64>>,
+}
+
+/// A VM and where it belongs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VmRaw {
+    /// The VM's name as the provider knows it.
+    pub name: Sp<String>,
+    /// The declared host it belongs on.
+    pub host: Sp<String>,
+    /// Ordered hosts where it waits while its host is in maintenance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<Sp<String>>,
+    /// Adapters; omitted means adapters are not managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_adapters: Option<Vec<AdapterRaw>>,
+}
+
+/// A VM network adapter's desired connection and ACLs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdapterRaw {
+    /// The adapter's name (Hyper-V's default is `Network Adapter`).
+    pub name: Sp<String>,
+    /// The virtual switch it must be connected to; omitted: not managed
+    /// (in `observe` output: not connected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<Sp<String>>,
+    /// SCVMM VM network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_network: Option<Sp<String>>,
+    /// Access VLAN id, 1-4094.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan_id: Option<Sp<i64>>,
+    /// Exact extended port ACLs; omitted: not managed; `[]`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acls: Option<Vec<Sp<AclRaw>>>,
+}
+
+/// One extended port ACL rule (`Add-VMNetworkAdapterExtendedAcl`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AclRaw {
+    /// `allow` or `deny`.
+    #[schemars(extend("enum" = ["allow", "deny"]))]
+    pub action: Sp<String>,
+    /// `inbound`, `outbound` or `both`.
+    #[schemars(extend("enum" = ["inbound", "outbound", "both"]))]
+    pub direction: Sp<String>,
+    /// IP, CIDR or ANY (default ANY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<Sp<String>>,
+    /// IP, CIDR or ANY (default ANY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_address: Option<Sp<String>>,
+    /// Port, range `lo-hi` or ANY (default ANY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_port: Option<Sp<String>>,
+    /// Port, range `lo-hi` or ANY (default ANY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_port: Option<Sp<String>>,
+    /// `tcp`, `udp`, `icmp`, a protocol number 0-255 or ANY (default ANY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Sp<String>>,
+    /// Rule precedence, 1-65535; unique per (adapter, direction).
+    pub weight: Sp<i64>,
+    /// Stateful rule (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful: Option<bool>,
+    /// Seconds; only with `stateful`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_session_timeout: Option<Sp<i64>>,
+    /// Isolation id (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation_id: Option<Sp<i64>>,
+}
+
+/// Observed facts written by `berth observe` (the `status` of a snapshot).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetStatus {
+    /// Provider time of the observation, in seconds (simulated with `sim`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<f64>,
+    /// Host facts.
+    #[serde(default)]
+    pub hosts: Vec<HostStatus>,
+    /// VM facts.
+    #[serde(default)]
+    pub vms: Vec<VmStatus>,
+}
+
+/// Observed facts about one host.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostStatus {
+    /// Host name.
+    pub name: Sp<String>,
+    /// Memory for VMs, in GiB.
+    #[serde(rename = "memoryGiB")]
+    pub memory_gib: Sp<f64>,
+    /// The host's own live-migration limit.
+    pub max_migrations: Sp<i64>,
+    /// `intel` or `amd`.
+    pub cpu_vendor: Sp<String>,
+    /// Virtual switches on the host.
+    #[serde(default)]
+    pub switches: Vec<Sp<String>>,
+    /// Throughput of one live migration, MiB/s.
+    #[serde(
+        default,
+        rename = "migrationRateMiBps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub migration_rate_mibps: Option<Sp<f64>>,
+    /// Whether the host answers.
+    #[serde(default = "yes")]
+    pub reachable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Observed facts about one VM.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VmStatus {
+    /// VM name.
+    pub name: Sp<String>,
+    /// `running`, `off`, `saved` or `paused`.
+    pub state: Sp<String>,
+    /// Assigned memory in GiB.
+    #[serde(rename = "memoryGiB")]
+    pub memory_gib: Sp<f64>,
+    /// `migrating` or `backingUp` while such an operation runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Sp<String>>,
+    /// While migrating: the destination host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrating_to: Option<Sp<String>>,
+}
+
+// ---------------------------------------------------------------- Controller
+
+/// `kind: Controller`: how berth reaches the fleet.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControllerDocument {
+    /// Always `berth/v1`.
+    pub api_version: Sp<String>,
+    /// Always `Controller`.
+    pub kind: Sp<String>,
+    /// Optional metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// The settings.
+    pub spec: Sp<ControllerSpecRaw>,
+}
+
+/// The body of a Controller document.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControllerSpecRaw {
+    /// Exactly one backend.
+    pub provider: Sp<ProviderRaw>,
+    /// Period of the full re-check under `watch` (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_interval: Option<Sp<String>>,
+}
+
+/// The backend: exactly one of `sim`, `hyperv`, `scvmm`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProviderRaw {
+    /// The built-in simulator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim: Option<SimRaw>,
+    /// Hyper-V hosts through PowerShell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hyperv: Option<HyperVRaw>,
+    /// System Center Virtual Machine Manager through PowerShell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scvmm: Option<ScvmmRaw>,
+}
+
+/// Simulator settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SimRaw {
+    /// The Fleet file, relative to this document's file.
+    pub fleet: Sp<String>,
+}
+
+/// Hyper-V backend settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HyperVRaw {
+    /// Hosts to manage (names reachable through the transport).
+    #[serde(default)]
+    pub hosts: Vec<Sp<String>>,
+    /// Destination storage path for shared-nothing moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_storage_path: Option<Sp<String>>,
+    /// `local`, `winrm` or `ssh` (default `local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["local", "winrm", "ssh"]))]
+    pub transport: Option<Sp<String>>,
+    /// The PowerShell executable (default `pwsh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Sp<String>>,
+    /// Time limit of one PowerShell call (default 2m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout: Option<Sp<String>>,
+}
+
+/// SCVMM backend settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScvmmRaw {
+    /// The VMM management server.
+    pub server: Sp<String>,
+    /// `local`, `winrm` or `ssh` (default `local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["local", "winrm", "ssh"]))]
+    pub transport: Option<Sp<String>>,
+    /// The PowerShell executable (default `pwsh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Sp<String>>,
+    /// Time limit of one PowerShell call (default 2m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout: Option<Sp<String>>,
+}
+
+// ---------------------------------------------------------------- Fleet
+
+/// `kind: Fleet`: the simulator's world.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetDocument {
+    /// Always `berth/v1`.
+    pub api_version: Sp<String>,
+    /// Always `Fleet`.
+    pub kind: Sp<String>,
+    /// Optional metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// The world.
+    pub spec: Sp<FleetSpecRaw>,
+}
+
+/// The body of a Fleet document.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetSpecRaw {
+    /// Every random choice derives from it (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Failure modes of the world.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultsRaw>,
+    /// Hosts.
+    #[serde(default)]
+    pub hosts: Vec<FleetHostRaw>,
+    /// VMs.
+    #[serde(default)]
+    pub vms: Vec<FleetVmRaw>,
+}
+
+/// The simulated failure modes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FaultsRaw {
+    /// Chance, 0 to 1, that a migration attempt fails with a retryable error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transient_failure_rate: Option<Sp<f64>>,
+    /// Extended ACLs are lost when a VM moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_acls_on_migration: Option<bool>,
+    /// A powered-down VM's adapters come up disconnected after a move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnect_on_offline_move: Option<bool>,
+    /// How long a live migration past a host's limit waits before failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_limit_wait: Option<Sp<String>>,
+}
+
+/// A simulated host.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetHostRaw {
+    /// Host name.
+    pub name: Sp<String>,
+    /// Memory for VMs, GiB.
+    #[serde(rename = "memoryGiB")]
+    pub memory_gib: Sp<f64>,
+    /// The host's own live-migration limit (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_migrations: Option<Sp<i64>>,
+    /// `intel` or `amd` (default intel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["intel", "amd"]))]
+    pub cpu_vendor: Option<Sp<String>>,
+    /// Virtual switches.
+    #[serde(default)]
+    pub switches: Vec<Sp<String>>,
+    /// Throughput of one live migration, MiB/s (default 1000).
+    #[serde(
+        default,
+        rename = "migrationRateMiBps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub migration_rate_mibps: Option<Sp<f64>>,
+    /// Unreachable: cannot send or receive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<bool>,
+}
+
+/// A simulated VM.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetVmRaw {
+    /// VM name.
+    pub name: Sp<String>,
+    /// The host it starts on.
+    pub host: Sp<String>,
+    /// Assigned memory, GiB.
+    #[serde(rename = "memoryGiB")]
+    pub memory_gib: Sp<f64>,
+    /// `running`, `off`, `saved` or `paused` (default running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["running", "off", "saved", "paused"]))]
+    pub state: Option<Sp<String>>,
+    /// Windows of simulated time in which a backup runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<Sp<BackupRaw>>,
+    /// The next N migration attempts of this VM fail (retryable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_next_migrations: Option<Sp<i64>>,
+    /// Adapters as they are at the start.
+    #[serde(default)]
+    pub network_adapters: Vec<FleetAdapterRaw>,
+}
+
+/// A backup window.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRaw {
+    /// Start, as simulated time since the world began.
+    pub at: Sp<String>,
+    /// Length.
+    pub r#for: Sp<String>,
+}
+
+/// A simulated adapter.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetAdapterRaw {
+    /// Adapter name.
+    pub name: Sp<String>,
+    /// The switch it is (or was last) connected to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<Sp<String>>,
+    /// Whether it is connected (default true when a switch is named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected: Option<bool>,
+    /// SCVMM VM network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_network: Option<Sp<String>>,
+    /// Access VLAN id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan_id: Option<Sp<i64>>,
+    /// Extended ACLs present at the start.
+    #[serde(default)]
+    pub acls: Vec<Sp<AclRaw>>,
+}
