@@ -4,7 +4,7 @@
 //! library, renders results for people (miette diagnostics, tables) and for
 //! machines (JSON), and maps outcomes onto the contract's exit codes.
 
-mod render;
+pub mod render;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -110,7 +110,12 @@ fn report(d: &Diagnostic) -> Report {
 }
 
 fn handler() -> GraphicalReportHandler {
-    let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+    if !std::io::stderr().is_terminal() {
+        return GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+            .with_context_lines(1)
+            .with_width(120);
+    }
+    let theme = if std::env::var_os("NO_COLOR").is_none() {
         GraphicalTheme::unicode()
     } else {
         GraphicalTheme::unicode_nocolor()
@@ -118,8 +123,16 @@ fn handler() -> GraphicalReportHandler {
     GraphicalReportHandler::new_themed(theme).with_context_lines(1)
 }
 
-/// Renders every diagnostic of a spec error, as text without colour.
-pub(crate) fn spec_error_to_string(e: &SpecError, handler: &GraphicalReportHandler) -> String {
+/// Renders every diagnostic of a spec error without colour, as CI logs and
+/// snapshot tests see it.
+pub fn spec_error_plain(e: &SpecError) -> String {
+    let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+        .with_context_lines(1)
+        .with_width(120);
+    spec_error_to_string(e, &handler)
+}
+
+fn spec_error_to_string(e: &SpecError, handler: &GraphicalReportHandler) -> String {
     let mut out = String::new();
     for d in &e.diagnostics {
         let _ = handler.render_report(&mut out, &report(d));
