@@ -6,4 +6,5 @@
 //! [`cli`] module is the edge where arguments, exit codes and rendering live.
 
 pub mod cli;
+pub mod provider;
 pub mod spec;

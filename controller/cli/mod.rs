@@ -4,6 +4,7 @@
 //! library, renders results for people (miette diagnostics, tables) and for
 //! machines (JSON), and maps outcomes onto the contract's exit codes.
 
+pub mod backend;
 pub mod render;
 
 use std::io::Write;
@@ -41,12 +42,36 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Print the fleet as it is now, as a Placement document.
+    Observe {
+        /// Provider: `sim:FLEET`, `hyperv` or `scvmm`.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Documents holding a Controller (used when --provider is absent).
+        paths: Vec<PathBuf>,
+    },
+    /// Manage simulated worlds.
+    Sim {
+        /// What to do with the world.
+        #[command(subcommand)]
+        command: SimCommand,
+    },
     /// Write the JSON Schemas of the documents.
     Schema {
         /// Directory to write `placement.json`, `controller.json`, `fleet.json` to;
         /// without it, print them as one JSON object.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+/// Subcommands of `berth sim`.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Forget a simulated world's state: the next run starts from the Fleet file.
+    Reset {
+        /// The Fleet file.
+        fleet: PathBuf,
     },
 }
 
@@ -68,6 +93,69 @@ pub fn run(cli: Cli) -> u8 {
     match cli.command {
         Command::Validate { paths } => validate(&paths),
         Command::Schema { out } => schema(out),
+        Command::Observe { provider, paths } => observe(provider.as_deref(), &paths),
+        Command::Sim {
+            command: SimCommand::Reset { fleet },
+        } => match crate::provider::sim::reset(&fleet) {
+            Ok(true) => {
+                println!("reset the simulated world of {}", fleet.display());
+                EXIT_OK
+            }
+            Ok(false) => {
+                println!("{} has no saved world; nothing to reset", fleet.display());
+                EXIT_OK
+            }
+            Err(e) => {
+                render::error(&e.to_string());
+                EXIT_ERROR
+            }
+        },
+    }
+}
+
+fn observe(flag: Option<&str>, paths: &[PathBuf]) -> u8 {
+    let desired = if paths.is_empty() {
+        None
+    } else {
+        match spec::load(paths) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                render::spec_error(&e);
+                return EXIT_ERROR;
+            }
+        }
+    };
+    let choice = match backend::choose(flag, desired.as_ref()) {
+        Ok(c) => c,
+        Err(message) => {
+            render::error(&message);
+            return EXIT_ERROR;
+        }
+    };
+    let result = backend::block_on(&choice, async {
+        let provider = backend::open(&choice)?;
+        let observed = provider.observe().await.map_err(|e| e.to_string());
+        provider.close().await.map_err(|e| e.to_string())?;
+        observed
+    });
+    match result {
+        Ok(observed) => {
+            let doc = crate::provider::snapshot::to_document(&observed);
+            match serde_saphyr::to_string(&doc) {
+                Ok(text) => {
+                    print!("{text}");
+                    EXIT_OK
+                }
+                Err(e) => {
+                    render::error(&format!("cannot write the observation: {e}"));
+                    EXIT_ERROR
+                }
+            }
+        }
+        Err(message) => {
+            render::error(&message);
+            EXIT_ERROR
+        }
     }
 }
 
@@ -79,7 +167,11 @@ fn validate(paths: &[PathBuf]) -> u8 {
                 desired.hosts.len(),
                 desired.vms.len(),
                 desired.placement_documents,
-                if desired.controller.is_some() { ", 1 Controller" } else { "" },
+                if desired.controller.is_some() {
+                    ", 1 Controller"
+                } else {
+                    ""
+                },
                 match desired.fleets.len() {
                     0 => String::new(),
                     n => format!(", {n} Fleet"),

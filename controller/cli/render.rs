@@ -75,7 +75,9 @@ fn report(d: &Diagnostic) -> Report {
             _ => false,
         };
         match span(&r.origin) {
-            Some(s) if same_file => labels.push(LabeledSpan::new_with_span(Some(r.label.clone()), s)),
+            Some(s) if same_file => {
+                labels.push(LabeledSpan::new_with_span(Some(r.label.clone()), s))
+            }
             Some(s) => related.push(Report {
                 message: format!("{} ({})", r.label, r.origin),
                 severity: miette::Severity::Advice,
@@ -102,7 +104,11 @@ fn report(d: &Diagnostic) -> Report {
     Report {
         message,
         severity: miette::Severity::Error,
-        code: if labels.is_empty() { None } else { source(&d.origin) },
+        code: if labels.is_empty() {
+            None
+        } else {
+            source(&d.origin)
+        },
         labels,
         help: d.help.clone(),
         related,

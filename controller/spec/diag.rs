@@ -49,7 +49,10 @@ pub struct Origin {
 impl Origin {
     /// An origin at `loc` in `file`.
     pub fn new(file: &Arc<SourceFile>, loc: Loc) -> Self {
-        Origin { file: Some(file.clone()), loc }
+        Origin {
+            file: Some(file.clone()),
+            loc,
+        }
     }
 
     /// The file's path, if any.

@@ -113,7 +113,18 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "5", "m", "5 m", "1.5h", "30m1h", "1h1h", "5y", "-5s", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 m",
+            "1.5h",
+            "30m1h",
+            "1h1h",
+            "5y",
+            "-5s",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
     }

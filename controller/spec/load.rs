@@ -145,7 +145,11 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, sink: &mut Sink) {
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
             // Symlinked files are followed; symlinked directories are not
             // (`ft` does not follow links), which keeps walks finite.
-            if ft.is_symlink() && std::fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false) {
+            if ft.is_symlink()
+                && std::fs::metadata(&path)
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false)
+            {
                 continue;
             }
             files.push(path);
@@ -302,7 +306,10 @@ pub(crate) fn parse_file(file: &Arc<SourceFile>, sink: &mut Sink) -> Vec<ParsedD
     let mut docs = Vec::with_capacity(headers.len());
     for (i, header) in headers.iter().enumerate() {
         let first_line = starts[i];
-        let begin = line_starts.get(first_line - 1).copied().unwrap_or(file.text.len());
+        let begin = line_starts
+            .get(first_line - 1)
+            .copied()
+            .unwrap_or(file.text.len());
         let end = starts
             .get(i + 1)
             .and_then(|l| line_starts.get(l - 1).copied())
@@ -353,13 +360,12 @@ fn parse_document(
         return None;
     };
     match kind.value.as_str() {
-        "Placement" => parse_as::<PlacementDocument>(ctx, text, sink)
-            .map(|d| DocBody::Placement(Box::new(d))),
+        "Placement" => {
+            parse_as::<PlacementDocument>(ctx, text, sink).map(|d| DocBody::Placement(Box::new(d)))
+        }
         "Controller" => parse_as::<ControllerDocument>(ctx, text, sink)
             .map(|d| DocBody::Controller(Box::new(d))),
-        "Fleet" => {
-            parse_as::<FleetDocument>(ctx, text, sink).map(|d| DocBody::Fleet(Box::new(d)))
-        }
+        "Fleet" => parse_as::<FleetDocument>(ctx, text, sink).map(|d| DocBody::Fleet(Box::new(d))),
         other => {
             let mut d = Diagnostic::new(whole.at(kind), format!("unsupported kind `{other}`"));
             d = match closest(other, KINDS.iter().copied()) {
@@ -447,7 +453,10 @@ fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a typo.
-pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_lowercase();
     candidates
         .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), c))
@@ -462,7 +471,10 @@ mod tests {
 
     #[test]
     fn strips_the_parser_location_suffix() {
-        assert_eq!(strip_location("invalid u32 at line 3, column 9"), "invalid u32");
+        assert_eq!(
+            strip_location("invalid u32 at line 3, column 9"),
+            "invalid u32"
+        );
         assert_eq!(strip_location("plain message"), "plain message");
     }
 

@@ -93,14 +93,20 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         if let Some(obj) = value.as_object_mut() {
             obj.insert(
                 "$id".into(),
-                serde_json::json!(format!("https://berth.dev/schemas/{}.json", kind.to_lowercase())),
+                serde_json::json!(format!(
+                    "https://berth.dev/schemas/{}.json",
+                    kind.to_lowercase()
+                )),
             );
         }
         value
     }
     vec![
         ("placement.json", one::<raw::PlacementDocument>("Placement")),
-        ("controller.json", one::<raw::ControllerDocument>("Controller")),
+        (
+            "controller.json",
+            one::<raw::ControllerDocument>("Controller"),
+        ),
         ("fleet.json", one::<raw::FleetDocument>("Fleet")),
     ]
 }

@@ -165,7 +165,8 @@ pub enum ProtocolMatch {
 }
 
 /// One normalised extended port ACL rule; identity is (direction, weight).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Acl {
     /// Direction (a `both` rule becomes two rules).
     pub direction: Direction,
@@ -550,3 +551,23 @@ pub struct VmStatusSpec {
     /// Destination of a running migration.
     pub migrating_to: Option<String>,
 }
+
+macro_rules! serde_via_text {
+    ($ty:ty, $parse:path) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                $parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+serde_via_text!(AddressMatch, super::validate::parse_address);
+serde_via_text!(PortMatch, super::validate::parse_port);
+serde_via_text!(ProtocolMatch, super::validate::parse_protocol);

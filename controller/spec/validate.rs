@@ -191,10 +191,11 @@ impl Validator {
             .as_ref()
             .and_then(|d| duration(ctx, d, sink))
             .unwrap_or(Duration::from_secs(60));
-        if resync_interval < Duration::from_secs(1) && spec.resync_interval.is_some() {
-            if let Some(r) = &spec.resync_interval {
-                sink.error(ctx.at(r), "resyncInterval must be at least 1s");
-            }
+        if resync_interval < Duration::from_secs(1)
+            && spec.resync_interval.is_some()
+            && let Some(r) = &spec.resync_interval
+        {
+            sink.error(ctx.at(r), "resyncInterval must be at least 1s");
         }
         let p = &spec.provider.value;
         let set = [p.sim.is_some(), p.hyperv.is_some(), p.scvmm.is_some()]
@@ -232,7 +233,10 @@ impl Validator {
                 .collect();
             ProviderSpec::HyperV(HyperVSettings {
                 hosts,
-                destination_storage_path: h.destination_storage_path.as_ref().map(|p| p.value.clone()),
+                destination_storage_path: h
+                    .destination_storage_path
+                    .as_ref()
+                    .map(|p| p.value.clone()),
                 shell: shell_settings(ctx, &h.transport, &h.shell, &h.call_timeout, sink),
             })
         } else if let Some(s) = &p.scvmm {
@@ -263,7 +267,10 @@ impl Validator {
                 }
                 let mut d = Diagnostic::new(
                     origin.clone(),
-                    format!("VM `{}` names {what} `{host}`, which is not a declared host", r.vm),
+                    format!(
+                        "VM `{}` names {what} `{host}`, which is not a declared host",
+                        r.vm
+                    ),
                 );
                 d = match closest(host, hosts.iter().copied()) {
                     Some(best) => d.with_help(format!("did you mean `{best}`?")),
@@ -287,10 +294,28 @@ fn policy_spec(ctx: &DocCtx, p: &PolicyRaw, sink: &mut Sink) -> Policy {
             .map_or(default, |n| n as u32)
     };
     Policy {
-        max_parallel_migrations: int(&p.max_parallel_migrations, "maxParallelMigrations", 10_000, d.max_parallel_migrations, sink),
-        max_migrations_per_host: int(&p.max_migrations_per_host, "maxMigrationsPerHost", 64, d.max_migrations_per_host, sink),
+        max_parallel_migrations: int(
+            &p.max_parallel_migrations,
+            "maxParallelMigrations",
+            10_000,
+            d.max_parallel_migrations,
+            sink,
+        ),
+        max_migrations_per_host: int(
+            &p.max_migrations_per_host,
+            "maxMigrationsPerHost",
+            64,
+            d.max_migrations_per_host,
+            sink,
+        ),
         max_attempts: int(&p.max_attempts, "maxAttempts", 100, d.max_attempts, sink),
-        max_moves_per_apply: int(&p.max_moves_per_apply, "maxMovesPerApply", 1_000_000, d.max_moves_per_apply, sink),
+        max_moves_per_apply: int(
+            &p.max_moves_per_apply,
+            "maxMovesPerApply",
+            1_000_000,
+            d.max_moves_per_apply,
+            sink,
+        ),
         move_timeout: positive_duration(ctx, &p.move_timeout, d.move_timeout, sink),
         backup_wait: p
             .backup_wait
@@ -301,7 +326,12 @@ fn policy_spec(ctx: &DocCtx, p: &PolicyRaw, sink: &mut Sink) -> Policy {
     }
 }
 
-fn positive_duration(ctx: &DocCtx, v: &Option<Sp<String>>, default: Duration, sink: &mut Sink) -> Duration {
+fn positive_duration(
+    ctx: &DocCtx,
+    v: &Option<Sp<String>>,
+    default: Duration,
+    sink: &mut Sink,
+) -> Duration {
     let Some(sp) = v else { return default };
     match duration(ctx, sp, sink) {
         Some(d) if d.is_zero() => {
@@ -440,8 +470,11 @@ fn acl(ctx: &DocCtx, raw: &Sp<AclRaw>, sink: &mut Sink) -> Option<Vec<Acl>> {
         "both" => &[Direction::Inbound, Direction::Outbound],
         other => {
             sink.push(
-                Diagnostic::new(ctx.at(&r.direction), format!("unknown ACL direction `{other}`"))
-                    .with_help("expected `inbound`, `outbound` or `both`"),
+                Diagnostic::new(
+                    ctx.at(&r.direction),
+                    format!("unknown ACL direction `{other}`"),
+                )
+                .with_help("expected `inbound`, `outbound` or `both`"),
             );
             &[]
         }
@@ -457,8 +490,11 @@ fn acl(ctx: &DocCtx, raw: &Sp<AclRaw>, sink: &mut Sink) -> Option<Vec<Acl>> {
         None => Some(0),
         Some(t) if !stateful => {
             sink.push(
-                Diagnostic::new(ctx.at(t), "`idleSessionTimeout` is set on a rule that is not stateful")
-                    .with_help("add `stateful: true` or remove `idleSessionTimeout`"),
+                Diagnostic::new(
+                    ctx.at(t),
+                    "`idleSessionTimeout` is set on a rule that is not stateful",
+                )
+                .with_help("add `stateful: true` or remove `idleSessionTimeout`"),
             );
             None
         }
@@ -541,7 +577,11 @@ pub fn parse_port(text: &str) -> Result<PortMatch, String> {
     if t.eq_ignore_ascii_case("any") || t == "*" {
         return Ok(PortMatch::Any);
     }
-    let one = |s: &str| s.trim().parse::<u16>().map_err(|_| format!("invalid port `{text}`"));
+    let one = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port `{text}`"))
+    };
     match t.split_once('-') {
         Some((lo, hi)) => {
             let (lo, hi) = (one(lo)?, one(hi)?);
@@ -611,7 +651,14 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn int_in(ctx: &DocCtx, v: &Sp<i64>, field: &str, lo: i64, hi: i64, sink: &mut Sink) -> Option<i64> {
+fn int_in(
+    ctx: &DocCtx,
+    v: &Sp<i64>,
+    field: &str,
+    lo: i64,
+    hi: i64,
+    sink: &mut Sink,
+) -> Option<i64> {
     if (lo..=hi).contains(&v.value) {
         Some(v.value)
     } else {
@@ -687,7 +734,10 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
         if !(0.0..=1.0).contains(&r.value) {
             sink.error(
                 ctx.at(r),
-                format!("`transientFailureRate` must be between 0 and 1, not {}", r.value),
+                format!(
+                    "`transientFailureRate` must be between 0 and 1, not {}",
+                    r.value
+                ),
             );
             0.0
         } else {
@@ -729,7 +779,10 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
             Some(r) => {
                 sink.error(
                     ctx.at(r),
-                    format!("`migrationRateMiBps` must be a positive number, not {}", r.value),
+                    format!(
+                        "`migrationRateMiBps` must be a positive number, not {}",
+                        r.value
+                    ),
                 );
                 1000.0
             }
@@ -770,7 +823,10 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
             None => {
                 let mut d = Diagnostic::new(
                     ctx.at(&v.host),
-                    format!("VM `{vname}` is on host `{}`, which the fleet does not declare", v.host.value),
+                    format!(
+                        "VM `{vname}` is on host `{}`, which the fleet does not declare",
+                        v.host.value
+                    ),
                 );
                 if let Some(best) = closest(&v.host.value, host_at.keys().map(String::as_str)) {
                     d = d.with_help(format!("did you mean `{best}`?"));
@@ -790,7 +846,10 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
                 ),
             );
         }
-        let state = v.state.as_ref().map_or(PowerState::Running, |s| power_state(ctx, s, sink));
+        let state = v
+            .state
+            .as_ref()
+            .map_or(PowerState::Running, |s| power_state(ctx, s, sink));
         let mut backups = Vec::new();
         for b in &v.backups {
             let at = duration(ctx, &b.value.at, sink);
@@ -811,23 +870,31 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
                 continue;
             };
             if seen.insert(aname.clone(), ()).is_some() {
-                sink.error(ctx.at(&a.name), format!("adapter `{aname}` of VM `{vname}` is declared twice"));
+                sink.error(
+                    ctx.at(&a.name),
+                    format!("adapter `{aname}` of VM `{vname}` is declared twice"),
+                );
                 continue;
             }
             let switch = a.switch.as_ref().and_then(|s| name(ctx, s, "switch", sink));
             let connected = a.connected.unwrap_or(switch.is_some());
             if connected && switch.is_none() {
-                sink.error(ctx.at(&a.name), format!("adapter `{aname}` is connected but names no switch"));
+                sink.error(
+                    ctx.at(&a.name),
+                    format!("adapter `{aname}` is connected but names no switch"),
+                );
             }
-            if let (Some(sw), Some(i), true) = (&switch, host_idx, connected) {
-                if !hosts[i].switches.contains(sw) {
-                    if let Some(s) = &a.switch {
-                        sink.error(
-                            ctx.at(s),
-                            format!("adapter `{aname}` is connected to `{sw}`, which host `{}` does not have", hosts[i].name),
-                        );
-                    }
-                }
+            if let (Some(sw), Some(i), true) = (&switch, host_idx, connected)
+                && !hosts[i].switches.contains(sw)
+                && let Some(s) = &a.switch
+            {
+                sink.error(
+                    ctx.at(s),
+                    format!(
+                        "adapter `{aname}` is connected to `{sw}`, which host `{}` does not have",
+                        hosts[i].name
+                    ),
+                );
             }
             adapters.push(FleetAdapter {
                 name: aname,
@@ -859,7 +926,10 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
                     sink.push(
                         Diagnostic::new(
                             ctx.at(&raw.name),
-                            format!("running VMs on host `{}` need more memory than it has", vm.host),
+                            format!(
+                                "running VMs on host `{}` need more memory than it has",
+                                vm.host
+                            ),
                         )
                         .with_related("the host is declared here", origin.clone()),
                     );
@@ -892,9 +962,14 @@ fn fleet_status(ctx: &DocCtx, st: &FleetStatus, sink: &mut Sink) -> FleetStatusS
             hname,
             HostStatusSpec {
                 memory_mib: gib_to_mib(ctx, &h.memory_gib, "memoryGiB", sink).unwrap_or(0),
-                max_migrations: int_in(ctx, &h.max_migrations, "maxMigrations", 0, 64, sink).unwrap_or(0) as u32,
+                max_migrations: int_in(ctx, &h.max_migrations, "maxMigrations", 0, 64, sink)
+                    .unwrap_or(0) as u32,
                 cpu_vendor: cpu_vendor(ctx, &Some(h.cpu_vendor.clone()), sink),
-                switches: h.switches.iter().filter_map(|s| name(ctx, s, "switch", sink)).collect(),
+                switches: h
+                    .switches
+                    .iter()
+                    .filter_map(|s| name(ctx, s, "switch", sink))
+                    .collect(),
                 migration_rate_mibps: h.migration_rate_mibps.as_ref().map(|r| r.value),
                 reachable: h.reachable,
             },

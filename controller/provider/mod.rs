@@ -1,0 +1,265 @@
+//! Providers: observe the fleet, start and follow jobs, change adapters.
+//!
+//! A provider is berth's only contact with hosts. It knows nothing of specs
+//! or plans: it reports what is ([`Observed`]) and carries out one small
+//! operation at a time, classifying every failure ([`ErrorClass`]) so the
+//! executor can decide whether to retry, wait, give up or re-observe.
+//! Backends: the built-in simulator ([`sim`]), read-only snapshots written by
+//! `berth observe` ([`snapshot`]), and real Hyper-V and SCVMM.
+
+pub mod sim;
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{Acl, CpuVendor, Direction, PowerState, VmOperation};
+
+/// The fleet as a provider sees it at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Provider time of the observation, seconds (simulated with `sim`).
+    pub at: f64,
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, ObservedHost>,
+    /// VMs by name.
+    pub vms: BTreeMap<String, ObservedVm>,
+}
+
+/// One host as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedHost {
+    /// Name.
+    pub name: String,
+    /// Memory for VMs, MiB.
+    pub memory_mib: u64,
+    /// The host's own live-migration limit.
+    pub max_migrations: u32,
+    /// CPU vendor.
+    pub cpu_vendor: CpuVendor,
+    /// Virtual switches.
+    pub switches: Vec<String>,
+    /// Throughput of one live migration, MiB/s, when known.
+    pub migration_rate_mibps: Option<f64>,
+    /// Whether the host answered.
+    pub reachable: bool,
+}
+
+/// One VM as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedVm {
+    /// Name.
+    pub name: String,
+    /// The host it is on (the source while it migrates).
+    pub host: String,
+    /// Power state.
+    pub state: PowerState,
+    /// Assigned memory, MiB.
+    pub memory_mib: u64,
+    /// An operation under way (migration, backup).
+    pub operation: Option<VmOperation>,
+    /// While migrating: the destination.
+    pub migrating_to: Option<String>,
+    /// While migrating: the job to follow, when the provider can follow it.
+    pub job: Option<JobId>,
+    /// Network adapters.
+    pub adapters: Vec<ObservedAdapter>,
+}
+
+/// One network adapter as observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedAdapter {
+    /// Name.
+    pub name: String,
+    /// The switch it is connected to; `None` when not connected.
+    pub switch: Option<String>,
+    /// SCVMM VM network, when known.
+    pub vm_network: Option<String>,
+    /// Access VLAN, when set.
+    pub vlan_id: Option<u16>,
+    /// Extended ACLs, normalised and sorted.
+    pub acls: Vec<Acl>,
+}
+
+impl Observed {
+    /// Memory held on each host by running VMs on it and by live migrations
+    /// coming in (a live migration holds memory on both ends), MiB.
+    pub fn memory_used(&self) -> BTreeMap<&str, u64> {
+        let mut used: BTreeMap<&str, u64> = self.hosts.keys().map(|h| (h.as_str(), 0)).collect();
+        for vm in self.vms.values() {
+            if !vm.state.is_live() {
+                continue;
+            }
+            *used.entry(vm.host.as_str()).or_default() += vm.memory_mib;
+            if let Some(to) = &vm.migrating_to {
+                *used.entry(to.as_str()).or_default() += vm.memory_mib;
+            }
+        }
+        used
+    }
+}
+
+/// How a VM moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveKind {
+    /// The VM keeps running (running or paused VMs).
+    Live,
+    /// The VM is off or saved.
+    Offline,
+}
+
+impl MoveKind {
+    /// The kind of move a VM in `state` makes.
+    pub fn for_state(state: PowerState) -> Self {
+        if state.is_live() {
+            MoveKind::Live
+        } else {
+            MoveKind::Offline
+        }
+    }
+}
+
+impl fmt::Display for MoveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MoveKind::Live => "live",
+            MoveKind::Offline => "offline",
+        })
+    }
+}
+
+/// A request to move a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveRequest {
+    /// The VM.
+    pub vm: String,
+    /// The host it is on.
+    pub from: String,
+    /// The host it goes to.
+    pub to: String,
+    /// Live or offline.
+    pub kind: MoveKind,
+}
+
+/// An opaque handle on a running job.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct JobId(pub String);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a provider asks to wait rather than retry at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WaitReason {
+    /// The VM is being backed up.
+    BackupInProgress,
+    /// A host has no free migration slot, or the VM is busy.
+    HostBusy,
+}
+
+/// What the executor should do about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorClass {
+    /// Try again after a backoff; counts as a failed attempt.
+    Retryable,
+    /// Wait and try again; not a failed attempt.
+    Wait(WaitReason),
+    /// Will not succeed as asked (incompatible CPU, missing switch, not
+    /// enough memory, object missing): block with the reason.
+    Permanent,
+    /// The provider or a host cannot be reached.
+    Unreachable,
+}
+
+/// A classified provider failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    /// What to do about it.
+    pub class: ErrorClass,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl ProviderError {
+    /// A retryable failure.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Retryable, message)
+    }
+    /// A permanent failure.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Permanent, message)
+    }
+    /// An unreachable provider or host.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Unreachable, message)
+    }
+    /// A failure to wait out.
+    pub fn wait(reason: WaitReason, message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Wait(reason), message)
+    }
+    /// A failure of a given class.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        ProviderError {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+/// The operations every backend offers.
+///
+/// Calls may run concurrently. Nothing here blocks a thread: waits are
+/// async, so the simulator can run on a paused clock.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// A short description for messages (`sim:examples/lab/fleet.yaml`).
+    fn describe(&self) -> String;
+
+    /// The fleet as it is now.
+    async fn observe(&self) -> Result<Observed, ProviderError>;
+
+    /// Requests a move and returns the job that carries it out.
+    async fn start_move(&self, request: &MoveRequest) -> Result<JobId, ProviderError>;
+
+    /// Follows a job to its end: `Ok` when the move completed.
+    async fn wait_job(&self, job: &JobId) -> Result<(), ProviderError>;
+
+    /// Adds one extended ACL rule to an adapter.
+    async fn add_acl(&self, vm: &str, adapter: &str, acl: &Acl) -> Result<(), ProviderError>;
+
+    /// Removes the rule with this identity from an adapter.
+    async fn remove_acl(
+        &self,
+        vm: &str,
+        adapter: &str,
+        direction: Direction,
+        weight: u32,
+    ) -> Result<(), ProviderError>;
+
+    /// Connects an adapter to a switch (and, with SCVMM, a VM network).
+    async fn connect_adapter(
+        &self,
+        vm: &str,
+        adapter: &str,
+        switch: &str,
+        vm_network: Option<&str>,
+    ) -> Result<(), ProviderError>;
+
+    /// Sets an adapter's access VLAN.
+    async fn set_vlan(&self, vm: &str, adapter: &str, vlan_id: u16) -> Result<(), ProviderError>;
+
+    /// Flushes state and ends sessions; called once at the end of a command.
+    async fn close(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
