@@ -6,5 +6,6 @@
 //! [`cli`] module is the edge where arguments, exit codes and rendering live.
 
 pub mod cli;
+pub mod plan;
 pub mod provider;
 pub mod spec;

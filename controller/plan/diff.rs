@@ -1,0 +1,371 @@
+//! Where every VM should be, and what about its adapters must change.
+//!
+//! This decides goals only: the host each VM should end on (its declared
+//! host, a fallback or another host during maintenance, or where it is for
+//! unmanaged VMs) and the adapter changes. Ordering is [`super::order`]'s job.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::provider::{MoveKind, Observed, ObservedHost, ObservedVm};
+use crate::spec::{Acl, Desired, VmSpec};
+
+use super::{AclChange, ActionKind, Blocked, Caps, InFlight, Reason};
+
+/// A move the goals require (from the current host to the goal).
+#[derive(Debug, Clone)]
+pub(super) struct WantedMove {
+    pub vm: String,
+    pub from: String,
+    pub to: String,
+    pub kind: MoveKind,
+    pub reason: Reason,
+    pub memory_mib: u64,
+    pub seconds: f64,
+}
+
+/// What the diff found.
+#[derive(Debug, Default)]
+pub(super) struct Targets {
+    pub moves: Vec<WantedMove>,
+    /// Adapter changes per VM (reason filled in by the order builder).
+    pub adapter_changes: BTreeMap<String, Vec<ActionKind>>,
+    pub blocked: Vec<Blocked>,
+    pub unmanaged: Vec<String>,
+    pub in_flight: Vec<InFlight>,
+}
+
+/// Expected duration of a move by the contract's model.
+pub(super) fn move_seconds(vm: &ObservedVm, from: &ObservedHost, to: &ObservedHost) -> f64 {
+    if !vm.state.is_live() {
+        return 5.0;
+    }
+    let rate = from
+        .migration_rate_mibps
+        .unwrap_or(1000.0)
+        .min(to.migration_rate_mibps.unwrap_or(1000.0))
+        .max(f64::MIN_POSITIVE);
+    let secs = 5.0 + vm.memory_mib as f64 / rate;
+    (secs * 1000.0).round() / 1000.0
+}
+
+fn gib(mib: u64) -> String {
+    let g = mib as f64 / 1024.0;
+    if g.fract() == 0.0 {
+        format!("{g:.0} GiB")
+    } else {
+        format!("{g:.1} GiB")
+    }
+}
+
+fn in_maintenance(desired: &Desired, host: &str) -> bool {
+    desired.hosts.get(host).is_some_and(|h| h.maintenance)
+}
+
+/// Switches a VM needs wherever it goes: declared ones, else those it is
+/// connected to now.
+fn needed_switches<'a>(spec: Option<&'a VmSpec>, vm: &'a ObservedVm) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for a in &vm.adapters {
+        let declared = spec
+            .and_then(|s| s.adapters.as_ref())
+            .and_then(|list| list.iter().find(|d| d.name == a.name))
+            .and_then(|d| d.switch.as_deref());
+        if let Some(sw) = declared.or(a.switch.as_deref()) {
+            if !out.contains(&sw) {
+                out.push(sw);
+            }
+        }
+    }
+    out
+}
+
+/// Why `vm` cannot go from `from` to `to`, if it cannot (memory aside).
+fn unfit(
+    vm: &ObservedVm,
+    spec: Option<&VmSpec>,
+    from: &ObservedHost,
+    to: &ObservedHost,
+    caps: &Caps,
+) -> Option<String> {
+    if !from.reachable {
+        return Some(format!("host {} cannot be reached", from.name));
+    }
+    if !to.reachable {
+        return Some(format!("host {} cannot be reached", to.name));
+    }
+    if vm.state.is_live() {
+        if from.cpu_vendor != to.cpu_vendor {
+            return Some(format!(
+                "{} is {} and cannot live-migrate from {} ({}) to {} ({}); berth does not shut VMs down",
+                vm.name, vm.state, from.name, from.cpu_vendor, to.name, to.cpu_vendor
+            ));
+        }
+        for h in [from, to] {
+            if caps.host(&h.name) == 0 {
+                return Some(format!(
+                    "live migration is disabled on {} (its migration limit is 0)",
+                    h.name
+                ));
+            }
+        }
+        if vm.memory_mib > to.memory_mib {
+            return Some(format!(
+                "{} needs {}, more than {} has in all ({})",
+                vm.name,
+                gib(vm.memory_mib),
+                to.name,
+                gib(to.memory_mib)
+            ));
+        }
+    }
+    for sw in needed_switches(spec, vm) {
+        if !to.switches.iter().any(|s| s == sw) {
+            return Some(format!("{} has no virtual switch {sw}", to.name));
+        }
+    }
+    None
+}
+
+/// Computes goals, moves and adapter changes.
+pub(super) fn targets(desired: &Desired, observed: &Observed, caps: &Caps) -> Targets {
+    let mut t = Targets::default();
+    // Final memory per host if every VM that is not evacuated reaches its goal.
+    let mut load: HashMap<&str, u64> = observed.hosts.keys().map(|h| (h.as_str(), 0)).collect();
+    // (vm, from) needing a new host because of maintenance.
+    let mut evacuate: Vec<&ObservedVm> = Vec::new();
+    let mut goals: Vec<(&ObservedVm, String, Reason)> = Vec::new();
+
+    for vm in observed.vms.values() {
+        let spec = desired.vms.get(&vm.name);
+        if spec.is_none() {
+            t.unmanaged.push(vm.name.clone());
+        }
+        if !observed.hosts.contains_key(&vm.host) {
+            if spec.is_some() {
+                t.blocked.push(Blocked {
+                    vm: vm.name.clone(),
+                    reason: format!("its current host {} was not observed", vm.host),
+                });
+            }
+            continue;
+        }
+        if let Some(to) = &vm.migrating_to {
+            t.in_flight.push(InFlight {
+                vm: vm.name.clone(),
+                from: vm.host.clone(),
+                to: to.clone(),
+            });
+            if vm.state.is_live() {
+                *load.entry(to.as_str()).or_default() += vm.memory_mib;
+            }
+            continue;
+        }
+        let goal = match spec {
+            Some(s) if !observed.hosts.contains_key(&s.host) => {
+                t.blocked.push(Blocked {
+                    vm: vm.name.clone(),
+                    reason: format!("its host {} is not in the fleet", s.host),
+                });
+                None
+            }
+            Some(s) if in_maintenance(desired, &s.host) => None,
+            Some(s) => Some(s.host.clone()),
+            None if in_maintenance(desired, &vm.host) => None,
+            None => Some(vm.host.clone()),
+        };
+        match goal {
+            Some(g) => {
+                if let (true, Some((key, _))) =
+                    (vm.state.is_live(), observed.hosts.get_key_value(&g))
+                {
+                    *load.entry(key.as_str()).or_default() += vm.memory_mib;
+                }
+                let reason = match spec {
+                    Some(s) if s.fallback.contains(&vm.host) && g == s.host => Reason::Return,
+                    _ if in_maintenance(desired, &vm.host) => Reason::Maintenance,
+                    _ => Reason::Placement,
+                };
+                goals.push((vm, g, reason));
+            }
+            None if spec.is_some_and(|s| !observed.hosts.contains_key(&s.host)) => {
+                // Blocked above; it stays where it is.
+                if vm.state.is_live() {
+                    *load.entry(vm.host.as_str()).or_default() += vm.memory_mib;
+                }
+            }
+            None => evacuate.push(vm),
+        }
+    }
+    for name in desired.vms.keys() {
+        if !observed.vms.contains_key(name) {
+            t.blocked.push(Blocked {
+                vm: name.clone(),
+                reason: "it is not in the fleet".to_string(),
+            });
+        }
+    }
+
+    // Maintenance: largest VMs first, into the first fallback with room,
+    // else the eligible host with the most room left.
+    evacuate.sort_by(|a, b| b.memory_mib.cmp(&a.memory_mib).then(a.name.cmp(&b.name)));
+    for vm in evacuate {
+        let spec = desired.vms.get(&vm.name);
+        let from = &observed.hosts[&vm.host];
+        let need = if vm.state.is_live() { vm.memory_mib } else { 0 };
+        let room = |h: &ObservedHost, load: &HashMap<&str, u64>| {
+            h.memory_mib
+                .saturating_sub(load.get(h.name.as_str()).copied().unwrap_or(0))
+        };
+        let eligible = |h: &ObservedHost, load: &HashMap<&str, u64>| {
+            h.name != vm.host
+                && !in_maintenance(desired, &h.name)
+                && room(h, load) >= need
+                && unfit(vm, spec, from, h, caps).is_none()
+        };
+        let mut choice: Option<&ObservedHost> = None;
+        if let Some(s) = spec {
+            choice = s
+                .fallback
+                .iter()
+                .filter_map(|f| observed.hosts.get(f))
+                .find(|h| eligible(h, &load));
+        }
+        if choice.is_none() {
+            choice = observed
+                .hosts
+                .values()
+                .filter(|h| eligible(h, &load))
+                .max_by(|a, b| {
+                    room(a, &load)
+                        .cmp(&room(b, &load))
+                        .then_with(|| b.name.cmp(&a.name))
+                });
+        }
+        match choice {
+            Some(h) => {
+                *load.entry(h.name.as_str()).or_default() += need;
+                goals.push((vm, h.name.clone(), Reason::Maintenance));
+            }
+            None => {
+                let home = spec.map_or(vm.host.as_str(), |s| s.host.as_str());
+                t.blocked.push(Blocked {
+                    vm: vm.name.clone(),
+                    reason: if need > 0 {
+                        format!("no host with {} free for maintenance of {home}", gib(need))
+                    } else {
+                        format!("no compatible host for maintenance of {home}")
+                    },
+                });
+            }
+        }
+    }
+
+    for (vm, goal, reason) in goals {
+        let spec = desired.vms.get(&vm.name);
+        if goal != vm.host {
+            let (from, to) = (&observed.hosts[&vm.host], &observed.hosts[&goal]);
+            match unfit(vm, spec, from, to, caps) {
+                Some(why) => t.blocked.push(Blocked {
+                    vm: vm.name.clone(),
+                    reason: why,
+                }),
+                None => t.moves.push(WantedMove {
+                    vm: vm.name.clone(),
+                    from: vm.host.clone(),
+                    to: goal.clone(),
+                    kind: MoveKind::for_state(vm.state),
+                    reason,
+                    memory_mib: if vm.state.is_live() { vm.memory_mib } else { 0 },
+                    seconds: move_seconds(vm, from, to),
+                }),
+            }
+        }
+        if let Some(spec) = spec {
+            let host_ok = observed.hosts.get(&vm.host).is_some_and(|h| h.reachable);
+            if host_ok {
+                adapter_changes(spec, vm, &mut t);
+            }
+        }
+    }
+    t.moves.sort_by(|a, b| a.vm.cmp(&b.vm));
+    t.unmanaged.sort();
+    t
+}
+
+/// Diffs declared adapters against observed ones.
+fn adapter_changes(spec: &VmSpec, vm: &ObservedVm, t: &mut Targets) {
+    let Some(declared) = &spec.adapters else {
+        return;
+    };
+    let mut changes = Vec::new();
+    for d in declared {
+        let Some(o) = vm.adapters.iter().find(|a| a.name == d.name) else {
+            t.blocked.push(Blocked {
+                vm: vm.name.clone(),
+                reason: format!("it has no network adapter named {:?}", d.name),
+            });
+            continue;
+        };
+        if let Some(sw) = &d.switch {
+            let network_differs = d.vm_network.is_some() && d.vm_network != o.vm_network;
+            if o.switch.as_deref() != Some(sw.as_str()) || network_differs {
+                changes.push(ActionKind::Connect {
+                    vm: vm.name.clone(),
+                    adapter: d.name.clone(),
+                    switch: sw.clone(),
+                    vm_network: d.vm_network.clone(),
+                    reason: Reason::Drift,
+                });
+            }
+        }
+        if let Some(vlan) = d.vlan_id {
+            if o.vlan_id != Some(vlan) {
+                changes.push(ActionKind::SetVlan {
+                    vm: vm.name.clone(),
+                    adapter: d.name.clone(),
+                    vlan_id: vlan,
+                    reason: Reason::Drift,
+                });
+            }
+        }
+        if let Some(want) = &d.acls {
+            let (add, remove) = acl_diff(want, &o.acls);
+            if !add.is_empty() || !remove.is_empty() {
+                changes.push(ActionKind::SetAcls {
+                    vm: vm.name.clone(),
+                    adapter: d.name.clone(),
+                    add,
+                    remove,
+                    reason: Reason::Drift,
+                });
+            }
+        }
+    }
+    if !changes.is_empty() {
+        t.adapter_changes.insert(vm.name.clone(), changes);
+    }
+}
+
+/// Rules to add and to remove so that `have` becomes exactly `want`.
+/// A rule whose identity exists with other fields is removed and re-added.
+pub fn acl_diff(want: &[Acl], have: &[Acl]) -> (Vec<AclChange>, Vec<AclChange>) {
+    let add = want
+        .iter()
+        .filter(|w| !have.contains(w))
+        .map(|w| AclChange {
+            direction: w.direction,
+            weight: w.weight,
+            rule: Some(w.clone()),
+        })
+        .collect();
+    let remove = have
+        .iter()
+        .filter(|h| !want.contains(h))
+        .map(|h| AclChange {
+            direction: h.direction,
+            weight: h.weight,
+            rule: Some(h.clone()),
+        })
+        .collect();
+    (add, remove)
+}

@@ -1,0 +1,247 @@
+//! The planner: what must change, and in which order, to reach the spec.
+//!
+//! [`plan`] diffs the validated desired state against an observation and
+//! returns a [`Plan`]: a partial order of actions (moves, ACL changes,
+//! connections, VLANs) that never overcommits a host's memory when executed
+//! under the host limits, plus the VMs it cannot place ([`Blocked`]) and
+//! the ones it does not manage. It is pure: no I/O, no clock.
+
+mod diff;
+mod order;
+pub mod schedule;
+
+use serde::Serialize;
+
+use crate::provider::{MoveKind, Observed};
+use crate::spec::{Acl, Desired, Direction};
+
+pub use schedule::{Caps, estimate_makespan};
+
+/// Why a VM moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// The spec puts it elsewhere.
+    Placement,
+    /// Its host is in maintenance.
+    Maintenance,
+    /// Its host's maintenance ended: back home.
+    Return,
+    /// It stays, but something about it drifted from the spec.
+    Drift,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reason::Placement => "placement",
+            Reason::Maintenance => "maintenance",
+            Reason::Return => "return",
+            Reason::Drift => "drift",
+        })
+    }
+}
+
+/// One ACL rule to add, as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AclChange {
+    /// Direction.
+    pub direction: Direction,
+    /// Weight.
+    pub weight: u32,
+    /// The whole rule (for additions).
+    #[serde(skip)]
+    pub rule: Option<Acl>,
+}
+
+/// What an action does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// Move a VM.
+    #[serde(rename_all = "camelCase")]
+    Move {
+        /// VM.
+        vm: String,
+        /// Where it is (or will be, for the second leg of a hop).
+        from: String,
+        /// Where it goes.
+        to: String,
+        /// `live` or `offline`.
+        method: MoveKind,
+        /// Why.
+        reason: Reason,
+        /// Expected duration, seconds.
+        estimated_seconds: f64,
+        /// Memory it needs on the destination, MiB (live moves).
+        #[serde(skip)]
+        memory_mib: u64,
+    },
+    /// Make an adapter's extended ACLs exactly the declared set.
+    #[serde(rename_all = "camelCase")]
+    SetAcls {
+        /// VM.
+        vm: String,
+        /// Adapter.
+        adapter: String,
+        /// Rules to add.
+        add: Vec<AclChange>,
+        /// Rules to remove.
+        remove: Vec<AclChange>,
+        /// Why.
+        reason: Reason,
+    },
+    /// Connect an adapter to its switch.
+    #[serde(rename_all = "camelCase")]
+    Connect {
+        /// VM.
+        vm: String,
+        /// Adapter.
+        adapter: String,
+        /// Switch.
+        switch: String,
+        /// SCVMM VM network.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vm_network: Option<String>,
+        /// Why.
+        reason: Reason,
+    },
+    /// Set an adapter's access VLAN.
+    #[serde(rename_all = "camelCase")]
+    SetVlan {
+        /// VM.
+        vm: String,
+        /// Adapter.
+        adapter: String,
+        /// VLAN id.
+        vlan_id: u16,
+        /// Why.
+        reason: Reason,
+    },
+}
+
+impl ActionKind {
+    /// The VM the action is about.
+    pub fn vm(&self) -> &str {
+        match self {
+            ActionKind::Move { vm, .. }
+            | ActionKind::SetAcls { vm, .. }
+            | ActionKind::Connect { vm, .. }
+            | ActionKind::SetVlan { vm, .. } => vm,
+        }
+    }
+
+    /// Whether this is a move.
+    pub fn is_move(&self) -> bool {
+        matches!(self, ActionKind::Move { .. })
+    }
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Action {
+    /// 1-based id, unique in the plan.
+    pub id: u32,
+    /// What it does.
+    #[serde(flatten)]
+    pub kind: ActionKind,
+    /// Ids that must finish first.
+    pub after: Vec<u32>,
+}
+
+/// A VM the plan cannot bring to its desired state, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blocked {
+    /// VM.
+    pub vm: String,
+    /// Why, in words an operator can act on.
+    pub reason: String,
+}
+
+/// A move already under way, which the plan waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InFlight {
+    /// VM.
+    pub vm: String,
+    /// Source.
+    pub from: String,
+    /// Destination.
+    pub to: String,
+}
+
+/// A partial order of actions that brings the fleet to the spec.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Always 1.
+    pub format_version: u32,
+    /// Nothing to do, nothing blocked, nothing in flight.
+    pub in_sync: bool,
+    /// The actions, ids ascending; `after` only names smaller ids.
+    pub actions: Vec<Action>,
+    /// VMs that cannot reach their desired state.
+    pub blocked: Vec<Blocked>,
+    /// VMs observed but not declared.
+    pub unmanaged: Vec<String>,
+    /// Moves running now (from an earlier run or another tool).
+    pub in_flight: Vec<InFlight>,
+    /// Expected duration of the whole plan under the limits, seconds.
+    pub estimated_seconds: f64,
+}
+
+impl Plan {
+    /// Number of moves.
+    pub fn moves(&self) -> usize {
+        self.actions.iter().filter(|a| a.kind.is_move()).count()
+    }
+
+    /// Number of ACL rules added or removed.
+    pub fn acl_changes(&self) -> usize {
+        self.actions
+            .iter()
+            .map(|a| match &a.kind {
+                ActionKind::SetAcls { add, remove, .. } => add.len() + remove.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Number of adapter connections.
+    pub fn connections(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::Connect { .. }))
+            .count()
+    }
+
+    /// Number of VLAN changes.
+    pub fn vlan_changes(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::SetVlan { .. }))
+            .count()
+    }
+
+    /// Whether there is anything to do.
+    pub fn has_changes(&self) -> bool {
+        !self.actions.is_empty()
+    }
+}
+
+/// Plans the way from `observed` to `desired`.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let caps = Caps::new(desired, observed);
+    let targets = diff::targets(desired, observed, &caps);
+    let mut builder = order::Builder::new(desired, observed, &caps);
+    builder.add_moves(&targets.moves);
+    let mut plan = builder.finish(targets.adapter_changes);
+    plan.blocked.extend(targets.blocked);
+    plan.blocked.sort_by(|a, b| a.vm.cmp(&b.vm));
+    plan.blocked.dedup_by(|a, b| a.vm == b.vm);
+    plan.unmanaged = targets.unmanaged;
+    plan.in_flight = targets.in_flight;
+    plan.estimated_seconds = estimate_makespan(&plan, &caps);
+    plan.in_sync = plan.actions.is_empty() && plan.blocked.is_empty() && plan.in_flight.is_empty();
+    plan
+}

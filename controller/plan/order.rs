@@ -1,0 +1,367 @@
+//! Ordering moves so that no host is ever overcommitted.
+//!
+//! Each host keeps a ledger of memory it can give: what is free now, plus
+//! what each planned move out of it frees when it completes. A live move
+//! into a host takes its memory from that ledger and waits (`after`) for
+//! every move whose memory it takes. Since no two moves take the same
+//! memory, any execution that respects `after` keeps every host within its
+//! memory, whatever runs in parallel. When moves wait on each other in a
+//! ring (a swap with no room), one VM hops through a host with room; when no
+//! host has room, the ring's VMs are blocked with the reason.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::provider::{MoveKind, Observed, ObservedHost};
+use crate::spec::Desired;
+
+use super::diff::{WantedMove, move_seconds};
+use super::{Action, ActionKind, Blocked, Caps, Plan, Reason};
+
+/// A piece of memory a host can give, and the move that frees it.
+#[derive(Debug, Clone)]
+struct Entry {
+    freed_by: Option<u32>,
+    mib: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    want: WantedMove,
+    /// Where the VM is when this leg starts (differs after a hop).
+    from: String,
+    /// The previous leg, for the second leg of a hop.
+    prev: Option<u32>,
+}
+
+/// Builds a plan's actions in a valid order.
+pub(super) struct Builder<'a> {
+    desired: &'a Desired,
+    observed: &'a Observed,
+    caps: &'a Caps,
+    ledgers: HashMap<String, Vec<Entry>>,
+    actions: Vec<Action>,
+    /// Final move id per VM.
+    last_move: HashMap<String, u32>,
+    pub blocked: Vec<Blocked>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(desired: &'a Desired, observed: &'a Observed, caps: &'a Caps) -> Self {
+        let used = observed.memory_used();
+        let ledgers = observed
+            .hosts
+            .values()
+            .map(|h| {
+                let free = h
+                    .memory_mib
+                    .saturating_sub(used.get(h.name.as_str()).copied().unwrap_or(0));
+                (
+                    h.name.clone(),
+                    vec![Entry {
+                        freed_by: None,
+                        mib: free,
+                    }],
+                )
+            })
+            .collect();
+        Builder {
+            desired,
+            observed,
+            caps,
+            ledgers,
+            actions: Vec::new(),
+            last_move: HashMap::new(),
+            blocked: Vec::new(),
+        }
+    }
+
+    fn available(&self, host: &str) -> u64 {
+        self.ledgers
+            .get(host)
+            .map_or(0, |l| l.iter().map(|e| e.mib).sum())
+    }
+
+    /// Takes `mib` from a host's ledger; returns the moves it waits for.
+    fn take(&mut self, host: &str, mut mib: u64) -> BTreeSet<u32> {
+        let mut deps = BTreeSet::new();
+        let Some(ledger) = self.ledgers.get_mut(host) else {
+            return deps;
+        };
+        // Free memory first (no waiting), then memory freed by moves.
+        for e in ledger.iter_mut() {
+            if mib == 0 {
+                break;
+            }
+            if e.mib == 0 {
+                continue;
+            }
+            let part = e.mib.min(mib);
+            e.mib -= part;
+            mib -= part;
+            if let Some(id) = e.freed_by {
+                deps.insert(id);
+            }
+        }
+        ledger.retain(|e| e.mib > 0 || e.freed_by.is_none());
+        deps
+    }
+
+    fn push_move(&mut self, p: &Pending, to: &str, deps: BTreeSet<u32>, reason: Reason) -> u32 {
+        let id = self.actions.len() as u32 + 1;
+        let mut after: BTreeSet<u32> = deps;
+        if let Some(prev) = p.prev {
+            after.insert(prev);
+        }
+        let seconds = match (
+            self.observed.vms.get(&p.want.vm),
+            self.observed.hosts.get(&p.from),
+            self.observed.hosts.get(to),
+        ) {
+            (Some(vm), Some(f), Some(t)) => move_seconds(vm, f, t),
+            _ => p.want.seconds,
+        };
+        self.actions.push(Action {
+            id,
+            kind: ActionKind::Move {
+                vm: p.want.vm.clone(),
+                from: p.from.clone(),
+                to: to.to_string(),
+                method: p.want.kind,
+                reason,
+                estimated_seconds: seconds,
+                memory_mib: p.want.memory_mib,
+            },
+            after: after.into_iter().collect(),
+        });
+        if p.want.kind == MoveKind::Live && p.want.memory_mib > 0 {
+            self.ledgers.entry(p.from.clone()).or_default().push(Entry {
+                freed_by: Some(id),
+                mib: p.want.memory_mib,
+            });
+        }
+        self.last_move.insert(p.want.vm.clone(), id);
+        id
+    }
+
+    /// Orders the wanted moves, adding hops and blocking what cannot move.
+    pub fn add_moves(&mut self, wanted: &[WantedMove]) {
+        let mut pending: Vec<Pending> = wanted
+            .iter()
+            .map(|w| Pending {
+                want: w.clone(),
+                from: w.from.clone(),
+                prev: None,
+            })
+            .collect();
+        while !pending.is_empty() {
+            let mut progressed = false;
+            let mut i = 0;
+            while i < pending.len() {
+                let p = &pending[i];
+                let need = p.want.memory_mib;
+                if need == 0 || self.available(&p.want.to) >= need {
+                    let p = pending.remove(i);
+                    let deps = self.take(&p.want.to, need);
+                    let to = p.want.to.clone();
+                    self.push_move(&p, &to, deps, p.want.reason);
+                    progressed = true;
+                } else {
+                    i += 1;
+                }
+            }
+            if progressed {
+                continue;
+            }
+            // Stalled: first block moves that can never fit, then break rings.
+            if self.block_shortages(&mut pending) {
+                continue;
+            }
+            if !self.hop_one(&mut pending) {
+                for p in pending.drain(..) {
+                    self.blocked.push(Blocked {
+                        vm: p.want.vm.clone(),
+                        reason: format!(
+                            "moves to {} wait on each other in a ring, and no host has {} free to hold one of them meanwhile",
+                            p.want.to,
+                            gib(p.want.memory_mib)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Blocks moves into hosts that lack memory even after every planned
+    /// move out of them; returns whether any was blocked.
+    fn block_shortages(&mut self, pending: &mut Vec<Pending>) -> bool {
+        let mut leaving: BTreeMap<&str, u64> = BTreeMap::new();
+        for p in pending.iter() {
+            *leaving.entry(p.from.as_str()).or_default() += p.want.memory_mib;
+        }
+        let mut incoming: BTreeMap<&str, u64> = BTreeMap::new();
+        for p in pending.iter() {
+            *incoming.entry(p.want.to.as_str()).or_default() += p.want.memory_mib;
+        }
+        let mut short: Vec<(String, u64, u64)> = Vec::new();
+        for (host, need) in &incoming {
+            let potential = self.available(host) + leaving.get(host).copied().unwrap_or(0);
+            if potential < *need {
+                short.push((host.to_string(), *need, potential));
+            }
+        }
+        if short.is_empty() {
+            return false;
+        }
+        // On each short host, block the largest incoming VMs until the rest fit.
+        for (host, mut need, potential) in short {
+            let mut incoming: Vec<usize> = (0..pending.len())
+                .filter(|i| pending[*i].want.to == host)
+                .collect();
+            incoming.sort_by(|a, b| {
+                pending[*b]
+                    .want
+                    .memory_mib
+                    .cmp(&pending[*a].want.memory_mib)
+                    .then(pending[*a].want.vm.cmp(&pending[*b].want.vm))
+            });
+            let mut drop = Vec::new();
+            for i in incoming {
+                if need <= potential {
+                    break;
+                }
+                need -= pending[i].want.memory_mib;
+                drop.push(i);
+            }
+            drop.sort_unstable_by(|a, b| b.cmp(a));
+            for i in drop {
+                let p = pending.remove(i);
+                let total = self
+                    .observed
+                    .hosts
+                    .get(&host)
+                    .map_or(0, |h: &ObservedHost| h.memory_mib);
+                self.blocked.push(Blocked {
+                    vm: p.want.vm.clone(),
+                    reason: format!(
+                        "not enough memory on {host}: it needs {}, and the desired placement leaves at most {} of {host}'s {} free",
+                        gib(p.want.memory_mib),
+                        gib(potential),
+                        gib(total)
+                    ),
+                });
+            }
+        }
+        true
+    }
+
+    /// Breaks a ring by moving one VM to a host with room first.
+    fn hop_one(&mut self, pending: &mut [Pending]) -> bool {
+        let mut order: Vec<usize> = (0..pending.len()).collect();
+        order.sort_by(|a, b| {
+            pending[*a]
+                .want
+                .memory_mib
+                .cmp(&pending[*b].want.memory_mib)
+                .then(pending[*a].want.vm.cmp(&pending[*b].want.vm))
+        });
+        for i in order {
+            let p = pending[i].clone();
+            let Some(via) = self.hop_host(&p) else {
+                continue;
+            };
+            let deps = self.take(&via, p.want.memory_mib);
+            let id = self.push_move(&p, &via, deps, p.want.reason);
+            pending[i].from = via;
+            pending[i].prev = Some(id);
+            return true;
+        }
+        false
+    }
+
+    /// A host that can hold `p`'s VM for a while: reachable, not in
+    /// maintenance, compatible, with the memory free now.
+    fn hop_host(&self, p: &Pending) -> Option<String> {
+        let vm = self.observed.vms.get(&p.want.vm)?;
+        let from = self.observed.hosts.get(&p.from)?;
+        let spec = self.desired.vms.get(&p.want.vm);
+        let switches: Vec<&str> = vm
+            .adapters
+            .iter()
+            .filter_map(|a| {
+                spec.and_then(|s| s.adapters.as_ref())
+                    .and_then(|l| l.iter().find(|d| d.name == a.name))
+                    .and_then(|d| d.switch.as_deref())
+                    .or(a.switch.as_deref())
+            })
+            .collect();
+        self.observed
+            .hosts
+            .values()
+            .filter(|h| {
+                h.name != p.from
+                    && h.name != p.want.to
+                    && h.reachable
+                    && !self.desired.hosts.get(&h.name).is_some_and(|d| d.maintenance)
+                    && h.cpu_vendor == from.cpu_vendor
+                    && self.caps.host(&h.name) > 0
+                    && switches.iter().all(|s| h.switches.iter().any(|x| x == s))
+                    && self.ledgers.get(&h.name).and_then(|l| l.first()).map_or(0, |e| {
+                        if e.freed_by.is_none() { e.mib } else { 0 }
+                    }) >= p.want.memory_mib
+            })
+            .max_by(|a, b| {
+                self.available(&a.name)
+                    .cmp(&self.available(&b.name))
+                    .then_with(|| b.name.cmp(&a.name))
+            })
+            .map(|h| h.name.clone())
+    }
+
+    /// Appends adapter changes (after the VM's last move, if it moves).
+    pub fn finish(mut self, adapter_changes: BTreeMap<String, Vec<ActionKind>>) -> Plan {
+        let move_reasons: HashMap<String, Reason> = self
+            .actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::Move { vm, reason, .. } => Some((vm.clone(), *reason)),
+                _ => None,
+            })
+            .collect();
+        for (vm, changes) in adapter_changes {
+            let after: Vec<u32> = self.last_move.get(&vm).copied().into_iter().collect();
+            let reason = move_reasons.get(&vm).copied().unwrap_or(Reason::Drift);
+            for mut kind in changes {
+                match &mut kind {
+                    ActionKind::SetAcls { reason: r, .. }
+                    | ActionKind::Connect { reason: r, .. }
+                    | ActionKind::SetVlan { reason: r, .. } => *r = reason,
+                    ActionKind::Move { .. } => {}
+                }
+                let id = self.actions.len() as u32 + 1;
+                self.actions.push(Action {
+                    id,
+                    kind,
+                    after: after.clone(),
+                });
+            }
+        }
+        Plan {
+            format_version: 1,
+            in_sync: false,
+            actions: self.actions,
+            blocked: self.blocked,
+            unmanaged: Vec::new(),
+            in_flight: Vec::new(),
+            estimated_seconds: 0.0,
+        }
+    }
+}
+
+fn gib(mib: u64) -> String {
+    let g = mib as f64 / 1024.0;
+    if g.fract() == 0.0 {
+        format!("{g:.0} GiB")
+    } else {
+        format!("{g:.1} GiB")
+    }
+}

@@ -1,0 +1,334 @@
+//! Limits and priorities: which ready move starts first.
+//!
+//! The executor and the plan's estimate share this code, so the estimate is
+//! the schedule the executor will actually try to follow. A live move needs
+//! a free slot on both hosts (effective cap: the least of the policy's
+//! `maxMigrationsPerHost`, the host's declared `maxMigrations` and its own
+//! reported limit) and one of `maxParallelMigrations`. Among ready moves,
+//! the one on the busiest remaining host, or with the longest chain behind
+//! it, goes first: list scheduling toward the makespan lower bound.
+
+use std::cmp::Ordering;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+use crate::provider::{MoveKind, Observed};
+use crate::spec::Desired;
+
+use super::{Action, ActionKind, Plan};
+
+/// Effective migration limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caps {
+    per_host: HashMap<String, u32>,
+    /// Moves in flight across the fleet.
+    pub max_parallel: u32,
+}
+
+impl Caps {
+    /// The limits in force for this spec and fleet.
+    pub fn new(desired: &Desired, observed: &Observed) -> Caps {
+        let policy = &desired.policy;
+        let per_host = observed
+            .hosts
+            .values()
+            .map(|h| {
+                let declared = desired
+                    .hosts
+                    .get(&h.name)
+                    .and_then(|d| d.max_migrations)
+                    .unwrap_or(u32::MAX);
+                let cap = policy
+                    .max_migrations_per_host
+                    .min(declared)
+                    .min(h.max_migrations);
+                (h.name.clone(), cap)
+            })
+            .collect();
+        Caps {
+            per_host,
+            max_parallel: policy.max_parallel_migrations,
+        }
+    }
+
+    /// Limits from explicit numbers (tests, benchmarks).
+    pub fn from_parts(per_host: HashMap<String, u32>, max_parallel: u32) -> Caps {
+        Caps {
+            per_host,
+            max_parallel,
+        }
+    }
+
+    /// Live migrations allowed at once on `host` (in + out).
+    pub fn host(&self, host: &str) -> u32 {
+        self.per_host.get(host).copied().unwrap_or(0)
+    }
+}
+
+/// A move's view for scheduling.
+#[derive(Debug, Clone)]
+struct MoveInfo {
+    from: String,
+    to: String,
+    live: bool,
+    seconds: f64,
+}
+
+fn move_info(a: &Action) -> Option<MoveInfo> {
+    match &a.kind {
+        ActionKind::Move {
+            from,
+            to,
+            method,
+            estimated_seconds,
+            ..
+        } => Some(MoveInfo {
+            from: from.clone(),
+            to: to.clone(),
+            live: *method == MoveKind::Live,
+            seconds: *estimated_seconds,
+        }),
+        _ => None,
+    }
+}
+
+/// Tracks ready and running actions and picks which start next.
+///
+/// Priorities are fixed when the plan is loaded: the longer of the chain of
+/// work behind a move and the live-migration work on its busier host (per
+/// slot), then the move's own length. Ready moves that do not fit because a
+/// host is full are parked on that host until one of its migrations ends,
+/// so each pick costs a few set operations, not a scan of every ready move.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    caps: Caps,
+    moves: HashMap<u32, MoveInfo>,
+    priority: HashMap<u32, (u64, u64)>,
+    ready: BTreeSet<(Reverse<(u64, u64)>, u32)>,
+    parked: HashMap<String, Vec<u32>>,
+    running_on: HashMap<String, u32>,
+    running: u32,
+}
+
+impl Scheduler {
+    /// A scheduler for a plan under these limits; nothing is ready yet.
+    pub fn new(plan: &Plan, caps: &Caps) -> Scheduler {
+        let moves: HashMap<u32, MoveInfo> = plan
+            .actions
+            .iter()
+            .filter_map(|a| move_info(a).map(|m| (a.id, m)))
+            .collect();
+        // Tails in reverse id order (`after` only names smaller ids, so this
+        // is a topological order).
+        let mut succ: HashMap<u32, Vec<u32>> = HashMap::new();
+        for a in &plan.actions {
+            for d in &a.after {
+                succ.entry(*d).or_default().push(a.id);
+            }
+        }
+        let mut tail: HashMap<u32, f64> = HashMap::new();
+        for a in plan.actions.iter().rev() {
+            let own = moves.get(&a.id).map_or(0.0, |m| m.seconds);
+            let next = succ
+                .get(&a.id)
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|x| tail.get(x))
+                        .fold(0.0f64, |m, v| m.max(*v))
+                })
+                .unwrap_or(0.0);
+            tail.insert(a.id, own + next);
+        }
+        let mut load: HashMap<&str, f64> = HashMap::new();
+        for m in moves.values().filter(|m| m.live) {
+            for h in [&m.from, &m.to] {
+                let cap = f64::from(caps.host(h).max(1));
+                *load.entry(h.as_str()).or_default() += m.seconds / cap;
+            }
+        }
+        let millis = |s: f64| (s.max(0.0) * 1000.0).round() as u64;
+        let priority = plan
+            .actions
+            .iter()
+            .map(|a| {
+                let t = tail.get(&a.id).copied().unwrap_or(0.0);
+                let p = match moves.get(&a.id) {
+                    Some(m) if m.live => {
+                        let l = |h: &str| load.get(h).copied().unwrap_or(0.0);
+                        (millis(t.max(l(&m.from)).max(l(&m.to))), millis(m.seconds))
+                    }
+                    Some(m) => (millis(t), millis(m.seconds)),
+                    // Adapter changes are quick and urgent (a moved VM
+                    // without its ACLs is exposed): first, always.
+                    None => (u64::MAX, 0),
+                };
+                (a.id, p)
+            })
+            .collect();
+        Scheduler {
+            caps: caps.clone(),
+            moves,
+            priority,
+            ready: BTreeSet::new(),
+            parked: HashMap::new(),
+            running_on: HashMap::new(),
+            running: 0,
+        }
+    }
+
+    /// Marks an action whose `after` are all done as ready.
+    pub fn make_ready(&mut self, id: u32) {
+        let p = self.priority.get(&id).copied().unwrap_or((0, 0));
+        self.ready.insert((Reverse(p), id));
+    }
+
+    /// Whether any action is ready or parked.
+    pub fn has_waiting(&self) -> bool {
+        !self.ready.is_empty() || self.parked.values().any(|v| !v.is_empty())
+    }
+
+    fn busy(&self, host: &str) -> u32 {
+        self.running_on.get(host).copied().unwrap_or(0)
+    }
+
+    /// The host that keeps a live move from starting, if one does.
+    fn full_host(&self, m: &MoveInfo) -> Option<String> {
+        [&m.from, &m.to]
+            .into_iter()
+            .find(|h| self.busy(h) >= self.caps.host(h))
+            .cloned()
+    }
+
+    /// Starts, most urgent first, every ready action that fits under the
+    /// limits now; returns their ids.
+    pub fn pick(&mut self) -> Vec<u32> {
+        let mut started = Vec::new();
+        let mut skipped = Vec::new();
+        while let Some(entry) = self.ready.pop_first() {
+            let id = entry.1;
+            let Some(m) = self.moves.get(&id).cloned() else {
+                started.push(id);
+                continue;
+            };
+            if self.running >= self.caps.max_parallel {
+                // Non-move actions sort first, so nothing behind this
+                // entry can start either.
+                skipped.push(entry);
+                break;
+            }
+            if m.live {
+                if let Some(h) = self.full_host(&m) {
+                    self.parked.entry(h).or_default().push(id);
+                    continue;
+                }
+            }
+            self.start(id);
+            started.push(id);
+        }
+        self.ready.extend(skipped);
+        started
+    }
+
+    /// Counts `id` as running (for moves started outside [`Self::pick`]).
+    pub fn start(&mut self, id: u32) {
+        let Some(m) = self.moves.get(&id).cloned() else {
+            return;
+        };
+        self.running += 1;
+        if m.live {
+            for h in [&m.from, &m.to] {
+                *self.running_on.entry(h.clone()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Frees the slots of a finished (or failed) action; moves parked on
+    /// its hosts become ready again.
+    pub fn finish(&mut self, id: u32) {
+        let Some(m) = self.moves.get(&id).cloned() else {
+            return;
+        };
+        self.running = self.running.saturating_sub(1);
+        if m.live {
+            for h in [&m.from, &m.to] {
+                if let Some(n) = self.running_on.get_mut(h.as_str()) {
+                    *n = n.saturating_sub(1);
+                }
+                for p in self.parked.remove(h.as_str()).unwrap_or_default() {
+                    self.make_ready(p);
+                }
+            }
+        }
+    }
+
+    /// Live migrations now counted on a host.
+    pub fn running_on(&self, host: &str) -> u32 {
+        self.busy(host)
+    }
+}
+
+#[derive(PartialEq)]
+struct Ends(f64, u32);
+impl Eq for Ends {}
+impl PartialOrd for Ends {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ends {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Min-heap on time.
+        other.0.total_cmp(&self.0).then(other.1.cmp(&self.1))
+    }
+}
+
+/// How long the plan takes when every action lasts its estimate and the
+/// scheduler picks as the executor does, seconds.
+pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
+    let mut sched = Scheduler::new(plan, caps);
+    let mut waiting_on: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut succ: HashMap<u32, Vec<u32>> = HashMap::new();
+    for a in &plan.actions {
+        waiting_on.insert(a.id, a.after.len());
+        for d in &a.after {
+            succ.entry(*d).or_default().push(a.id);
+        }
+    }
+    let seconds: HashMap<u32, f64> = plan
+        .actions
+        .iter()
+        .map(|a| (a.id, move_info(a).map_or(0.0, |m| m.seconds)))
+        .collect();
+    for (id, n) in &waiting_on {
+        if *n == 0 {
+            sched.make_ready(*id);
+        }
+    }
+    let mut heap = BinaryHeap::new();
+    let mut now = 0.0f64;
+    let mut done = 0usize;
+    loop {
+        for id in sched.pick() {
+            heap.push(Ends(now + seconds.get(&id).copied().unwrap_or(0.0), id));
+        }
+        let Some(Ends(t, id)) = heap.pop() else {
+            break;
+        };
+        now = now.max(t);
+        sched.finish(id);
+        done += 1;
+        for s in succ.get(&id).into_iter().flatten() {
+            if let Some(n) = waiting_on.get_mut(s) {
+                *n -= 1;
+                if *n == 0 {
+                    sched.make_ready(*s);
+                }
+            }
+        }
+    }
+    if done < plan.actions.len() {
+        // Unreachable for valid plans; report what is known.
+        tracing::debug!("estimate: {} actions never became ready", plan.actions.len() - done);
+    }
+    (now * 10.0).round() / 10.0
+}
