@@ -207,9 +207,11 @@ pub(crate) fn read_file(path: &Path, total: &mut u64, sink: &mut Sink) -> Option
             let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
             let line = prefix.matches('\n').count() + 1;
             let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            // The snippet shows the bad bytes as U+FFFD, which the label
+            // points at (the valid prefix keeps its byte offsets).
             let file = Arc::new(SourceFile {
                 path: path.to_path_buf(),
-                text: prefix,
+                text: String::from_utf8_lossy(&bytes).into_owned(),
             });
             sink.error(
                 Origin::new(
@@ -218,7 +220,7 @@ pub(crate) fn read_file(path: &Path, total: &mut u64, sink: &mut Sink) -> Option
                         line: line as u32,
                         column: column as u32,
                         offset: valid,
-                        len: 0,
+                        len: char::REPLACEMENT_CHARACTER.len_utf8(),
                     },
                 ),
                 "the file is not valid UTF-8",
@@ -398,13 +400,17 @@ fn line_starts(text: &str) -> Vec<usize> {
 fn yaml_error(ctx: &DocCtx, e: &serde_saphyr::Error) -> Diagnostic {
     let loc = e.location().map_or(Loc::default(), |l| {
         let span = l.span();
+        let line = u32::try_from(l.line()).unwrap_or(0);
+        let column = u32::try_from(l.column()).unwrap_or(0);
         Loc {
-            line: u32::try_from(l.line()).unwrap_or(0),
-            column: u32::try_from(l.column()).unwrap_or(0),
+            line,
+            column,
+            // Syntax errors come without a byte span: derive it from the
+            // line and column, or the snippet would point at the top.
             offset: span
                 .byte_offset()
                 .and_then(|o| usize::try_from(o).ok())
-                .unwrap_or(0),
+                .unwrap_or_else(|| offset_of(ctx, line, column)),
             len: span
                 .byte_len()
                 .and_then(|o| usize::try_from(o).ok())
@@ -413,6 +419,7 @@ fn yaml_error(ctx: &DocCtx, e: &serde_saphyr::Error) -> Diagnostic {
         }
     });
     let message = strip_location(&e.to_string());
+    let message = budget_message(&message).unwrap_or(message);
     let origin = ctx.origin(loc);
     if let Some((field, expected)) = unknown_field(&message) {
         let mut d = Diagnostic::new(origin, format!("unknown field `{field}`"));
@@ -426,13 +433,68 @@ fn yaml_error(ctx: &DocCtx, e: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::new(origin, message)
 }
 
-/// Removes the " at line N, column M" suffix the parser appends.
+/// Byte offset within the document of a 1-based line and column
+/// (in characters).
+fn offset_of(ctx: &DocCtx, line: u32, column: u32) -> usize {
+    let text = ctx.file.text.get(ctx.byte_offset..).unwrap_or("");
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    let rest = text.get(start..).unwrap_or("");
+    let line_text = rest.split('\n').next().unwrap_or("");
+    let col = line_text
+        .char_indices()
+        .nth(column.saturating_sub(1) as usize)
+        .map_or(line_text.len(), |(i, _)| i);
+    start + col
+}
+
+/// Removes the position suffixes the parser appends (" at line N, column M",
+/// " (defined at line N, column M)", " (used at line N, column M)"); the
+/// diagnostic carries its position itself.
 fn strip_location(message: &str) -> String {
-    let first = message.lines().next().unwrap_or(message);
-    match first.rfind(" at line ") {
-        Some(i) if first[i..].contains(", column ") => first[..i].to_string(),
-        _ => first.to_string(),
+    fn is_line_column(t: &str) -> bool {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        t.strip_prefix("line ")
+            .and_then(|r| r.split_once(", column "))
+            .is_some_and(|(l, c)| digits(l) && digits(c))
     }
+    let mut s = message.lines().next().unwrap_or(message).trim_end();
+    'strip: loop {
+        for (open, close) in [(" (used at ", ")"), (" (defined at ", ")"), (" at ", "")] {
+            if let Some(i) = s.rfind(open) {
+                let tail = &s[i + open.len()..];
+                if tail.strip_suffix(close).is_some_and(is_line_column) {
+                    s = s[..i].trim_end();
+                    continue 'strip;
+                }
+            }
+        }
+        return s.to_string();
+    }
+}
+
+/// A readable message for a breached parser budget ("budget breached:
+/// RecordedAnchorEvents { .. }"), which is how hostile input is refused.
+fn budget_message(message: &str) -> Option<String> {
+    let what = message.strip_prefix("budget breached: ")?;
+    let limit = what.split([' ', '{']).next().unwrap_or(what);
+    let reason = match limit {
+        "Aliases"
+        | "Anchors"
+        | "AliasAnchorRatio"
+        | "RecordedAnchorEvents"
+        | "RecordedAnchorBytes"
+        | "MergeKeys" => "expands too many aliases (an alias bomb?)",
+        "Depth" => "is nested too deeply",
+        "Documents" => "holds too many documents",
+        _ => "is too large",
+    };
+    Some(format!(
+        "refused: the YAML {reason}; berth caps aliases, nesting and size (limit `{limit}` exceeded)"
+    ))
 }
 
 /// Splits "unknown field `x`, expected one of a, b" into (x, [a, b]).
@@ -476,6 +538,25 @@ mod tests {
             "invalid u32"
         );
         assert_eq!(strip_location("plain message"), "plain message");
+        assert_eq!(
+            strip_location("invalid u16 (defined at line 1, column 10) (used at line 3, column 7)"),
+            "invalid u16"
+        );
+        assert_eq!(
+            strip_location(
+                "budget breached: X at line 4, column 68 (defined at line 7, column 11) (used at line 11, column 8)"
+            ),
+            "budget breached: X"
+        );
+        assert_eq!(strip_location("look at line 3"), "look at line 3");
+    }
+
+    #[test]
+    fn budget_breaches_read_as_refusals() {
+        let m = budget_message("budget breached: Aliases { aliases: 1001 }").expect("a budget");
+        assert!(m.contains("alias bomb"), "{m}");
+        assert!(m.contains("`Aliases`"), "{m}");
+        assert_eq!(budget_message("invalid u16"), None);
     }
 
     #[test]
