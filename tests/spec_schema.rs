@@ -107,14 +107,14 @@ fn check_example(name: &str) {
     let controller = desired
         .controller
         .unwrap_or_else(|| panic!("examples/{name} has no Controller document"));
-    if let ProviderSpec::Sim { fleet } = &controller.provider {
-        if let Err(e) = spec::load_fleet(fleet) {
-            panic!(
-                "examples/{name}: the Fleet {} does not load:\n{}",
-                fleet.display(),
-                spec_error_plain(&e)
-            );
-        }
+    if let ProviderSpec::Sim { fleet } = &controller.provider
+        && let Err(e) = spec::load_fleet(fleet)
+    {
+        panic!(
+            "examples/{name}: the Fleet {} does not load:\n{}",
+            fleet.display(),
+            spec_error_plain(&e)
+        );
     }
 }
 

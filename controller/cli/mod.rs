@@ -5,6 +5,7 @@
 //! machines (JSON), and maps outcomes onto the contract's exit codes.
 
 pub mod backend;
+pub mod plan_output;
 pub mod render;
 
 use std::io::Write;
@@ -42,6 +43,27 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Show what would change, and in which order, to reach the desired state.
+    Plan {
+        /// Files or directories of documents.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Provider: `sim:FLEET`, `hyperv` or `scvmm` (default: the Controller document).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Plan against a snapshot written by `berth observe` instead of a provider.
+        #[arg(long, conflicts_with = "provider")]
+        observed: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        output: PlanFormat,
+        /// Also show a unified diff of the observed and the desired placement.
+        #[arg(long)]
+        diff: bool,
+        /// Exit 2 when there are changes to make (0: in sync, 1: error).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
     /// Print the fleet as it is now, as a Placement document.
     Observe {
         /// Provider: `sim:FLEET`, `hyperv` or `scvmm`.
@@ -63,6 +85,17 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// Output formats of `berth plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// For people (colour on a terminal).
+    Text,
+    /// For machines, as the contract fixes it.
+    Json,
+    /// For pull-request comments.
+    Markdown,
 }
 
 /// Subcommands of `berth sim`.
@@ -94,6 +127,21 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate { paths } => validate(&paths),
         Command::Schema { out } => schema(out),
         Command::Observe { provider, paths } => observe(provider.as_deref(), &paths),
+        Command::Plan {
+            paths,
+            provider,
+            observed,
+            output,
+            diff,
+            detailed_exitcode,
+        } => plan_command(
+            &paths,
+            provider.as_deref(),
+            observed.as_deref(),
+            output,
+            diff,
+            detailed_exitcode,
+        ),
         Command::Sim {
             command: SimCommand::Reset { fleet },
         } => match crate::provider::sim::reset(&fleet) {
@@ -110,6 +158,82 @@ pub fn run(cli: Cli) -> u8 {
                 EXIT_ERROR
             }
         },
+    }
+}
+
+/// Observes the fleet through the chosen provider, or reads a snapshot.
+fn observe_for_plan(
+    desired: &spec::Desired,
+    flag: Option<&str>,
+    snapshot: Option<&std::path::Path>,
+) -> Result<crate::provider::Observed, String> {
+    if let Some(path) = snapshot {
+        let snap = spec::load(&[path.to_path_buf()]).map_err(|e| {
+            render::spec_error(&e);
+            format!("the snapshot {} is invalid", path.display())
+        })?;
+        let provider =
+            crate::provider::snapshot::Snapshot::from_desired(&path.display().to_string(), &snap)?;
+        let choice = backend::Choice::Sim(PathBuf::new());
+        return backend::block_on(&choice, async {
+            crate::provider::Provider::observe(&provider)
+                .await
+                .map_err(|e| e.to_string())
+        });
+    }
+    let choice = backend::choose(flag, Some(desired))?;
+    backend::block_on(&choice, async {
+        let provider = backend::open(&choice)?;
+        let observed = provider.observe().await.map_err(|e| e.to_string());
+        provider.close().await.map_err(|e| e.to_string())?;
+        observed
+    })
+}
+
+fn plan_command(
+    paths: &[PathBuf],
+    flag: Option<&str>,
+    snapshot: Option<&std::path::Path>,
+    output: PlanFormat,
+    with_diff: bool,
+    detailed: bool,
+) -> u8 {
+    let desired = match spec::load(paths) {
+        Ok(d) => d,
+        Err(e) => {
+            render::spec_error(&e);
+            return EXIT_ERROR;
+        }
+    };
+    let observed = match observe_for_plan(&desired, flag, snapshot) {
+        Ok(o) => o,
+        Err(message) => {
+            render::error(&message);
+            return EXIT_ERROR;
+        }
+    };
+    let plan = crate::plan::plan(&desired, &observed);
+    let diff = with_diff.then(|| plan_output::diff(&desired, &observed, &plan));
+    let text = match output {
+        PlanFormat::Json => plan_output::json(&plan, diff.as_deref()) + "\n",
+        PlanFormat::Markdown => plan_output::markdown(&plan, diff.as_deref()),
+        PlanFormat::Text => {
+            use std::io::IsTerminal;
+            let style = plan_output::Style::new(std::io::stdout().is_terminal());
+            let mut t = plan_output::text(&plan, style);
+            if let Some(d) = &diff {
+                t.push('\n');
+                t.push_str(d);
+            }
+            t
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    if detailed && !plan.in_sync {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
     }
 }
 

@@ -70,10 +70,10 @@ fn needed_switches<'a>(spec: Option<&'a VmSpec>, vm: &'a ObservedVm) -> Vec<&'a 
             .and_then(|s| s.adapters.as_ref())
             .and_then(|list| list.iter().find(|d| d.name == a.name))
             .and_then(|d| d.switch.as_deref());
-        if let Some(sw) = declared.or(a.switch.as_deref()) {
-            if !out.contains(&sw) {
-                out.push(sw);
-            }
+        if let Some(sw) = declared.or(a.switch.as_deref())
+            && !out.contains(&sw)
+        {
+            out.push(sw);
         }
     }
     out
@@ -318,15 +318,15 @@ fn adapter_changes(spec: &VmSpec, vm: &ObservedVm, t: &mut Targets) {
                 });
             }
         }
-        if let Some(vlan) = d.vlan_id {
-            if o.vlan_id != Some(vlan) {
-                changes.push(ActionKind::SetVlan {
-                    vm: vm.name.clone(),
-                    adapter: d.name.clone(),
-                    vlan_id: vlan,
-                    reason: Reason::Drift,
-                });
-            }
+        if let Some(vlan) = d.vlan_id
+            && o.vlan_id != Some(vlan)
+        {
+            changes.push(ActionKind::SetVlan {
+                vm: vm.name.clone(),
+                adapter: d.name.clone(),
+                vlan_id: vlan,
+                reason: Reason::Drift,
+            });
         }
         if let Some(want) = &d.acls {
             let (add, remove) = acl_diff(want, &o.acls);

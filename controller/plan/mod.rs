@@ -18,7 +18,7 @@ use crate::spec::{Acl, Desired, Direction};
 pub use schedule::{Caps, estimate_makespan};
 
 /// Why a VM moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reason {
     /// The spec puts it elsewhere.

@@ -301,13 +301,20 @@ impl<'a> Builder<'a> {
                 h.name != p.from
                     && h.name != p.want.to
                     && h.reachable
-                    && !self.desired.hosts.get(&h.name).is_some_and(|d| d.maintenance)
+                    && !self
+                        .desired
+                        .hosts
+                        .get(&h.name)
+                        .is_some_and(|d| d.maintenance)
                     && h.cpu_vendor == from.cpu_vendor
                     && self.caps.host(&h.name) > 0
                     && switches.iter().all(|s| h.switches.iter().any(|x| x == s))
-                    && self.ledgers.get(&h.name).and_then(|l| l.first()).map_or(0, |e| {
-                        if e.freed_by.is_none() { e.mib } else { 0 }
-                    }) >= p.want.memory_mib
+                    && self
+                        .ledgers
+                        .get(&h.name)
+                        .and_then(|l| l.first())
+                        .map_or(0, |e| if e.freed_by.is_none() { e.mib } else { 0 })
+                        >= p.want.memory_mib
             })
             .max_by(|a, b| {
                 self.available(&a.name)

@@ -216,11 +216,11 @@ impl Scheduler {
                 skipped.push(entry);
                 break;
             }
-            if m.live {
-                if let Some(h) = self.full_host(&m) {
-                    self.parked.entry(h).or_default().push(id);
-                    continue;
-                }
+            if m.live
+                && let Some(h) = self.full_host(&m)
+            {
+                self.parked.entry(h).or_default().push(id);
+                continue;
             }
             self.start(id);
             started.push(id);
@@ -328,7 +328,10 @@ pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
     }
     if done < plan.actions.len() {
         // Unreachable for valid plans; report what is known.
-        tracing::debug!("estimate: {} actions never became ready", plan.actions.len() - done);
+        tracing::debug!(
+            "estimate: {} actions never became ready",
+            plan.actions.len() - done
+        );
     }
     (now * 10.0).round() / 10.0
 }
