@@ -6,6 +6,7 @@
 //! [`cli`] module is the edge where arguments, exit codes and rendering live.
 
 pub mod cli;
+pub mod execute;
 pub mod plan;
 pub mod provider;
 pub mod spec;

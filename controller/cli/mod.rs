@@ -4,6 +4,7 @@
 //! library, renders results for people (miette diagnostics, tables) and for
 //! machines (JSON), and maps outcomes onto the contract's exit codes.
 
+pub mod apply;
 pub mod backend;
 pub mod plan_output;
 pub mod render;
@@ -63,6 +64,24 @@ pub enum Command {
         /// Exit 2 when there are changes to make (0: in sync, 1: error).
         #[arg(long)]
         detailed_exitcode: bool,
+    },
+    /// Carry the plan out: move, throttle, retry and re-assert until the fleet converges.
+    Apply {
+        /// Files or directories of documents.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Provider: `sim:FLEET`, `hyperv` or `scvmm` (default: the Controller document).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Largest plan to carry out (replaces policy.maxMovesPerApply for this run).
+        #[arg(long)]
+        max_moves: Option<u32>,
+        /// Output format of the final report (`text` or `json`).
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        output: PlanFormat,
     },
     /// Print the fleet as it is now, as a Placement document.
     Observe {
@@ -127,6 +146,25 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate { paths } => validate(&paths),
         Command::Schema { out } => schema(out),
         Command::Observe { provider, paths } => observe(provider.as_deref(), &paths),
+        Command::Apply {
+            paths,
+            provider,
+            auto_approve,
+            max_moves,
+            output,
+        } => {
+            if output == PlanFormat::Markdown {
+                render::error("apply writes `text` or `json`");
+                return EXIT_ERROR;
+            }
+            apply::run(apply::ApplyArgs {
+                paths,
+                provider,
+                auto_approve,
+                max_moves,
+                output,
+            })
+        }
         Command::Plan {
             paths,
             provider,

@@ -196,7 +196,9 @@ pub fn text(plan: &Plan, style: Style) -> String {
         }
     }
     if !plan.in_flight.is_empty() {
-        out.push('\n');
+        if !out.is_empty() {
+            out.push('\n');
+        }
         for f in &plan.in_flight {
             writeln!(
                 out,

@@ -127,7 +127,12 @@ fn unfit(
 }
 
 /// Computes goals, moves and adapter changes.
-pub(super) fn targets(desired: &Desired, observed: &Observed, caps: &Caps) -> Targets {
+pub(super) fn targets(
+    desired: &Desired,
+    observed: &Observed,
+    caps: &Caps,
+    holds: &BTreeMap<String, String>,
+) -> Targets {
     let mut t = Targets::default();
     // Final memory per host if every VM that is not evacuated reaches its goal.
     let mut load: HashMap<&str, u64> = observed.hosts.keys().map(|h| (h.as_str(), 0)).collect();
@@ -157,6 +162,19 @@ pub(super) fn targets(desired: &Desired, observed: &Observed, caps: &Caps) -> Ta
             });
             if vm.state.is_live() {
                 *load.entry(to.as_str()).or_default() += vm.memory_mib;
+            }
+            continue;
+        }
+        if let Some(why) = holds.get(&vm.name) {
+            t.blocked.push(Blocked {
+                vm: vm.name.clone(),
+                reason: why.clone(),
+            });
+            if vm.state.is_live() {
+                *load.entry(vm.host.as_str()).or_default() += vm.memory_mib;
+            }
+            if let Some(s) = spec {
+                adapter_changes(s, vm, &mut t);
             }
             continue;
         }

@@ -10,11 +10,14 @@ mod diff;
 mod order;
 pub mod schedule;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::provider::{MoveKind, Observed};
 use crate::spec::{Acl, Desired, Direction};
 
+pub use diff::acl_diff as diff_acls;
 pub use schedule::{Caps, estimate_makespan};
 
 /// Why a VM moves.
@@ -231,8 +234,19 @@ impl Plan {
 
 /// Plans the way from `observed` to `desired`.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    plan_with_holds(desired, observed, &BTreeMap::new())
+}
+
+/// Plans like [`plan`], but leaves the VMs in `holds` where they are and
+/// reports them as blocked with the given reason (the executor holds VMs
+/// whose moves failed for good, so a re-plan routes around them).
+pub fn plan_with_holds(
+    desired: &Desired,
+    observed: &Observed,
+    holds: &BTreeMap<String, String>,
+) -> Plan {
     let caps = Caps::new(desired, observed);
-    let targets = diff::targets(desired, observed, &caps);
+    let targets = diff::targets(desired, observed, &caps, holds);
     let mut builder = order::Builder::new(desired, observed, &caps);
     builder.add_moves(&targets.moves);
     let mut plan = builder.finish(targets.adapter_changes);

@@ -228,6 +228,15 @@ pub trait Provider: Send + Sync {
     /// The fleet as it is now.
     async fn observe(&self) -> Result<Observed, ProviderError>;
 
+    /// One VM as it is now (after a move, before a retry).
+    async fn observe_vm(&self, vm: &str) -> Result<ObservedVm, ProviderError> {
+        self.observe()
+            .await?
+            .vms
+            .remove(vm)
+            .ok_or_else(|| ProviderError::permanent(format!("no VM named `{vm}` in the fleet")))
+    }
+
     /// Requests a move and returns the job that carries it out.
     async fn start_move(&self, request: &MoveRequest) -> Result<JobId, ProviderError>;
 

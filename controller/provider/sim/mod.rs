@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::provider::{JobId, MoveRequest, Observed, Provider, ProviderError};
+use crate::provider::{JobId, MoveRequest, Observed, ObservedVm, Provider, ProviderError};
 use crate::spec::{self, Acl, Direction, FleetSpec, SpecError};
 
 pub use journal::{Event, EventKind};
@@ -406,6 +406,10 @@ impl Provider for Sim {
 
     async fn observe(&self) -> Result<Observed, ProviderError> {
         Ok(self.with_world(|w| w.observe()))
+    }
+
+    async fn observe_vm(&self, vm: &str) -> Result<ObservedVm, ProviderError> {
+        self.with_world(|w| w.observe_vm(vm))
     }
 
     async fn start_move(&self, request: &MoveRequest) -> Result<JobId, ProviderError> {

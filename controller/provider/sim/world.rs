@@ -6,7 +6,7 @@
 //! event (a migration ending, a wait for a slot running out) is processed at
 //! its exact time, whenever the owner happens to look.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -607,46 +607,55 @@ impl World {
                 )
             })
             .collect();
-        let mut vms = BTreeMap::new();
-        for (i, v) in self.vms.iter().enumerate() {
-            let migration = v
-                .job
-                .and_then(|job| self.migrations.iter().find(|m| m.job == job));
-            let operation = if migration.is_some() {
-                Some(VmOperation::Migrating)
-            } else if self.in_backup(i) {
-                Some(VmOperation::BackingUp)
-            } else {
-                None
-            };
-            vms.insert(
-                v.name.clone(),
-                ObservedVm {
-                    name: v.name.clone(),
-                    host: self.hosts[v.host].name.clone(),
-                    state: v.state,
-                    memory_mib: v.memory_mib,
-                    operation,
-                    migrating_to: migration.map(|m| self.hosts[m.to].name.clone()),
-                    job: migration.map(|m| JobId(m.job.to_string())),
-                    adapters: v
-                        .adapters
-                        .iter()
-                        .map(|a| ObservedAdapter {
-                            name: a.name.clone(),
-                            switch: if a.connected { a.switch.clone() } else { None },
-                            vm_network: a.vm_network.clone(),
-                            vlan_id: a.vlan_id,
-                            acls: a.acls.clone(),
-                        })
-                        .collect(),
-                },
-            );
-        }
+        let vms = self
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name.clone(), self.vm_view(i)))
+            .collect();
         Observed {
             at: seconds(self.now),
             hosts,
             vms,
+        }
+    }
+
+    /// One VM as it is now.
+    pub fn observe_vm(&self, name: &str) -> Result<ObservedVm, ProviderError> {
+        Ok(self.vm_view(self.vm_index(name)?))
+    }
+
+    fn vm_view(&self, i: usize) -> ObservedVm {
+        let v = &self.vms[i];
+        let migration = v
+            .job
+            .and_then(|job| self.migrations.iter().find(|m| m.job == job));
+        let operation = if migration.is_some() {
+            Some(VmOperation::Migrating)
+        } else if self.in_backup(i) {
+            Some(VmOperation::BackingUp)
+        } else {
+            None
+        };
+        ObservedVm {
+            name: v.name.clone(),
+            host: self.hosts[v.host].name.clone(),
+            state: v.state,
+            memory_mib: v.memory_mib,
+            operation,
+            migrating_to: migration.map(|m| self.hosts[m.to].name.clone()),
+            job: migration.map(|m| JobId(m.job.to_string())),
+            adapters: v
+                .adapters
+                .iter()
+                .map(|a| ObservedAdapter {
+                    name: a.name.clone(),
+                    switch: if a.connected { a.switch.clone() } else { None },
+                    vm_network: a.vm_network.clone(),
+                    vlan_id: a.vlan_id,
+                    acls: a.acls.clone(),
+                })
+                .collect(),
         }
     }
 
