@@ -344,12 +344,20 @@ pub async fn converge(
             break;
         }
         if round > opts.max_rounds {
-            observer.event(&Event::Replanning {
-                why: format!(
-                    "gave up after {} rounds; the fleet keeps changing",
-                    opts.max_rounds
-                ),
-            });
+            let why = format!(
+                "not converged after {} rounds of observe, plan and execute",
+                opts.max_rounds
+            );
+            observer.event(&Event::Replanning { why: why.clone() });
+            for a in &plan.actions {
+                let vm = a.kind.vm();
+                if !run.report.blocked.iter().any(|b| b.vm == vm) {
+                    run.report.blocked.push(Blocked {
+                        vm: vm.to_string(),
+                        reason: why.clone(),
+                    });
+                }
+            }
             break;
         }
         observer.event(&Event::Planned {

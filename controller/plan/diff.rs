@@ -186,7 +186,12 @@ pub(super) fn targets(
                 });
                 None
             }
-            Some(s) if in_maintenance(desired, &s.host) => None,
+            // Home in maintenance: evacuate only from a host in
+            // maintenance; a VM already waiting elsewhere stays put, so
+            // goals do not shift as the fleet's load changes.
+            Some(s) if in_maintenance(desired, &s.host) => {
+                (!in_maintenance(desired, &vm.host)).then(|| vm.host.clone())
+            }
             Some(s) => Some(s.host.clone()),
             None if in_maintenance(desired, &vm.host) => None,
             None => Some(vm.host.clone()),
@@ -299,9 +304,16 @@ pub(super) fn targets(
             }
         }
         if let Some(spec) = spec {
+            adapter_changes(spec, vm, &mut t);
             let host_ok = observed.hosts.get(&vm.host).is_some_and(|h| h.reachable);
-            if host_ok {
-                adapter_changes(spec, vm, &mut t);
+            if !host_ok && t.adapter_changes.remove(&vm.name).is_some() {
+                t.blocked.push(Blocked {
+                    vm: vm.name.clone(),
+                    reason: format!(
+                        "its adapters differ from the spec, and its host {} cannot be reached",
+                        vm.host
+                    ),
+                });
             }
         }
     }
