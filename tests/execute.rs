@@ -43,7 +43,7 @@ fn load(fleet: &str, placement: &str) -> (FleetSpec, Desired) {
 
 fn lab() -> (FleetSpec, Desired) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab");
-    let desired = spec::load(&[root.clone()]).expect("lab is valid");
+    let desired = spec::load(std::slice::from_ref(&root)).expect("lab is valid");
     let fleet = spec::load_fleet(&root.join("fleet.yaml")).expect("lab fleet is valid");
     (fleet, desired)
 }
