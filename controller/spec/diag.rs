@@ -184,6 +184,11 @@ impl Sink {
         self.diagnostics.is_empty()
     }
 
+    /// Moves every problem of `other` into this sink, after its own.
+    pub fn append(&mut self, other: Sink) {
+        self.diagnostics.extend(other.diagnostics);
+    }
+
     /// Number of problems recorded so far.
     pub fn len(&self) -> usize {
         self.diagnostics.len()

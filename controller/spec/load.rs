@@ -268,6 +268,148 @@ fn options() -> serde_saphyr::Options {
 
 /// Parses every document of a file; problems go to `sink`.
 pub(crate) fn parse_file(file: &Arc<SourceFile>, sink: &mut Sink) -> Vec<ParsedDoc> {
+    if let Some(plain) = prescan(&file.text) {
+        return parse_plain(file, &plain, sink);
+    }
+    parse_careful(file, sink)
+}
+
+/// A document found by [`prescan`]: its first line (1-based), the line
+/// after its last, and its kind.
+struct PlainDoc {
+    first_line: usize,
+    end_line: usize,
+    kind: &'static str,
+}
+
+/// Finds documents and their kinds without a YAML parser, for the common
+/// shape: `---` lines between documents, `apiVersion: berth/v1` and a known
+/// `kind:` as top-level keys at column 0. Anything else (flow-style roots,
+/// directives, `...`, content after `---`, unknown kinds or versions,
+/// repeated keys) returns `None`, and the file takes the careful path,
+/// which parses it twice but explains every problem precisely. A wrong
+/// guess here cannot hide an error: the document is still parsed in full.
+fn prescan(text: &str) -> Option<Vec<PlainDoc>> {
+    fn value(line: &str, key: &str) -> Option<Option<String>> {
+        let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+        let v = rest.split(" #").next().unwrap_or("").trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+            .unwrap_or(v);
+        Some(Some(v.to_string()))
+    }
+    struct Open {
+        first_line: usize,
+        content: bool,
+        api: Option<String>,
+        kind: Option<String>,
+        repeated: bool,
+    }
+    let close = |o: Open, end_line: usize, out: &mut Vec<PlainDoc>| -> Option<()> {
+        if !o.content {
+            return Some(());
+        }
+        if o.repeated || o.api.as_deref() != Some(API_VERSION) {
+            return None;
+        }
+        let kind = KINDS.iter().find(|k| o.kind.as_deref() == Some(**k))?;
+        out.push(PlainDoc {
+            first_line: o.first_line,
+            end_line,
+            kind,
+        });
+        Some(())
+    };
+    let mut out = Vec::new();
+    let mut open = Open {
+        first_line: 1,
+        content: false,
+        api: None,
+        kind: None,
+        repeated: false,
+    };
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let n = i + 1;
+        if let Some(rest) = line.strip_prefix("---") {
+            let after = rest.trim_start();
+            let separated = rest.is_empty() || rest.starts_with([' ', '\t']);
+            if !separated || !(after.is_empty() || after.starts_with('#')) {
+                return None;
+            }
+            let prev = std::mem::replace(
+                &mut open,
+                Open {
+                    first_line: n,
+                    content: false,
+                    api: None,
+                    kind: None,
+                    repeated: false,
+                },
+            );
+            close(prev, n, &mut out)?;
+            continue;
+        }
+        if line.starts_with("...") || line.starts_with('%') || line.starts_with('\u{feff}') {
+            return None;
+        }
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if !open.content && line.starts_with(['{', '[', '"', '\'', '!', '&', '*', '?']) {
+            return None;
+        }
+        open.content = true;
+        if let Some(v) = value(line, "apiVersion") {
+            open.repeated |= open.api.is_some();
+            open.api = v;
+        } else if let Some(v) = value(line, "kind") {
+            open.repeated |= open.kind.is_some();
+            open.kind = v;
+        }
+    }
+    let total = text.split('\n').count() + 1;
+    close(open, total, &mut out)?;
+    Some(out)
+}
+
+fn parse_plain(file: &Arc<SourceFile>, docs: &[PlainDoc], sink: &mut Sink) -> Vec<ParsedDoc> {
+    let line_starts = line_starts(&file.text);
+    let offset = |line: usize| {
+        line_starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(file.text.len())
+    };
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let (begin, end) = (offset(d.first_line), offset(d.end_line));
+        let ctx = DocCtx {
+            file: file.clone(),
+            line_offset: (d.first_line - 1) as u32,
+            byte_offset: begin,
+        };
+        let text = &file.text[begin..end.max(begin)];
+        let body = match d.kind {
+            "Placement" => parse_as::<PlacementDocument>(&ctx, text, sink)
+                .map(|d| DocBody::Placement(Box::new(d))),
+            "Controller" => parse_as::<ControllerDocument>(&ctx, text, sink)
+                .map(|d| DocBody::Controller(Box::new(d))),
+            _ => parse_as::<FleetDocument>(&ctx, text, sink).map(|d| DocBody::Fleet(Box::new(d))),
+        };
+        if let Some(body) = body {
+            out.push(ParsedDoc { ctx, body });
+        }
+    }
+    out
+}
+
+/// Parses a file whose shape the pre-scan did not recognise: once to find
+/// each document's kind and position, then each document into its type.
+fn parse_careful(file: &Arc<SourceFile>, sink: &mut Sink) -> Vec<ParsedDoc> {
     let whole = DocCtx {
         file: file.clone(),
         line_offset: 0,
@@ -567,5 +709,34 @@ mod tests {
         assert_eq!(e, ["name", "host", "weight"]);
         assert_eq!(closest("hsot", e.iter().map(String::as_str)), Some("host"));
         assert_eq!(closest("zzzzzz", e.iter().map(String::as_str)), None);
+    }
+}
+
+#[cfg(test)]
+mod prescan_tests {
+    use super::prescan;
+
+    #[test]
+    fn recognises_ordinary_files_and_defers_unusual_ones() {
+        let ok = "# yaml-language-server: $schema=x\napiVersion: berth/v1\nkind: Placement\nspec: {}\n---\n# c\napiVersion: \"berth/v1\"\nkind: Fleet # world\nspec: {}\n";
+        let docs = prescan(ok).expect("ordinary");
+        let found: Vec<_> = docs
+            .iter()
+            .map(|d| (d.first_line, d.end_line, d.kind))
+            .collect();
+        assert_eq!(found, vec![(1, 5, "Placement"), (5, 11, "Fleet")]);
+        for unusual in [
+            "{apiVersion: berth/v1, kind: Placement}\n",
+            "apiVersion: berth/v1\nkind: Placment\n",
+            "apiVersion: berth/v2\nkind: Placement\n",
+            "kind: Placement\n",
+            "apiVersion: berth/v1\nkind: Placement\nkind: Fleet\n",
+            "--- !x\napiVersion: berth/v1\nkind: Placement\n",
+            "%YAML 1.2\n---\napiVersion: berth/v1\nkind: Placement\n",
+            "apiVersion: berth/v1\nkind: Placement\n...\n",
+        ] {
+            assert!(prescan(unusual).is_none(), "{unusual:?}");
+        }
+        assert_eq!(prescan("# only a comment\n").map(|d| d.len()), Some(0));
     }
 }

@@ -29,14 +29,57 @@ use diag::Sink;
 pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
     let mut sink = Sink::default();
     let files = load::discover(paths, &mut sink);
-    let mut docs = Vec::new();
-    let mut total = 0u64;
-    for path in &files {
-        if let Some(file) = load::read_file(path, &mut total, &mut sink) {
-            docs.extend(load::parse_file(&file, &mut sink));
+    let mut validator = validate::Validator::default();
+    let mut documents = 0usize;
+    // Files are read and parsed on every core; validation takes them in
+    // file order as they arrive, so each file's raw documents are dropped
+    // once checked and every message comes out in a stable order.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let total_bytes = std::sync::Mutex::new(0u64);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (files, next, total_bytes) = (&files, &next, &total_bytes);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(path) = files.get(i) else { break };
+                    let mut file_sink = Sink::default();
+                    let docs = {
+                        // The byte budget is shared: count under the lock.
+                        let file = match total_bytes.lock() {
+                            Ok(mut t) => load::read_file(path, &mut t, &mut file_sink),
+                            Err(_) => None,
+                        };
+                        file.map(|f| load::parse_file(&f, &mut file_sink))
+                            .unwrap_or_default()
+                    };
+                    if tx.send((i, docs, file_sink)).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-    }
-    if docs.is_empty() && sink.is_empty() {
+        drop(tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut want = 0usize;
+        for (i, docs, file_sink) in rx {
+            pending.insert(i, (docs, file_sink));
+            while let Some((docs, file_sink)) = pending.remove(&want) {
+                sink.append(file_sink);
+                for doc in &docs {
+                    validator.document(doc, &mut sink);
+                }
+                documents += docs.len();
+                want += 1;
+            }
+        }
+    });
+    if documents == 0 && sink.is_empty() {
         sink.error(
             Origin::default(),
             format!(
@@ -49,7 +92,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
             ),
         );
     }
-    let desired = validate::validate(&docs, &mut sink);
+    let desired = validator.finish(&mut sink);
     sink.finish(desired)
 }
 

@@ -22,25 +22,34 @@ use super::raw::*;
 const MAX_NAME_CHARS: usize = 256;
 
 /// Validates every parsed document into one desired state.
-pub(crate) fn validate(docs: &[ParsedDoc], sink: &mut Sink) -> Desired {
-    let mut v = Validator::default();
-    for doc in docs {
+/// Validates documents one at a time, in load order, so each file's raw
+/// documents can be dropped as soon as they are checked; cross-document
+/// rules (references, duplicates, single policy) are settled in
+/// [`Validator::finish`].
+impl Validator {
+    /// Checks one document and folds it into the desired state.
+    pub(crate) fn document(&mut self, doc: &ParsedDoc, sink: &mut Sink) {
         match &doc.body {
-            DocBody::Placement(p) => v.placement(&doc.ctx, p, sink),
-            DocBody::Controller(c) => v.controller(&doc.ctx, c, sink),
+            DocBody::Placement(p) => self.placement(&doc.ctx, p, sink),
+            DocBody::Controller(c) => self.controller(&doc.ctx, c, sink),
             DocBody::Fleet(f) => {
                 if let Some(fleet) = fleet(&doc.ctx, f, sink) {
-                    v.desired.fleets.push(fleet);
+                    self.desired.fleets.push(fleet);
                 }
             }
         }
     }
-    v.references(sink);
-    v.desired
+
+    /// Settles the rules that need every document, and returns the result.
+    pub(crate) fn finish(mut self, sink: &mut Sink) -> Desired {
+        self.references(sink);
+        self.desired
+    }
 }
 
+/// Builds the desired state from documents.
 #[derive(Default)]
-struct Validator {
+pub(crate) struct Validator {
     desired: Desired,
     policy_at: Option<Origin>,
     controller_at: Option<Origin>,
