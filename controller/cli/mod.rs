@@ -324,21 +324,25 @@ fn observe(flag: Option<&str>, paths: &[PathBuf]) -> u8 {
 fn validate(paths: &[PathBuf]) -> u8 {
     match spec::load(paths) {
         Ok(desired) => {
-            println!(
-                "valid: {} hosts, {} VMs in {} Placement documents{}{}",
-                desired.hosts.len(),
-                desired.vms.len(),
-                desired.placement_documents,
-                if desired.controller.is_some() {
-                    ", 1 Controller"
-                } else {
-                    ""
-                },
-                match desired.fleets.len() {
-                    0 => String::new(),
-                    n => format!(", {n} Fleet"),
-                }
-            );
+            let n = |count: usize, one: &str, many: &str| {
+                format!("{count} {}", if count == 1 { one } else { many })
+            };
+            let mut parts = vec![
+                n(desired.hosts.len(), "host", "hosts"),
+                n(desired.vms.len(), "VM", "VMs"),
+                n(
+                    desired.placement_documents,
+                    "Placement document",
+                    "Placement documents",
+                ),
+            ];
+            if desired.controller.is_some() {
+                parts.push("1 Controller".to_string());
+            }
+            if !desired.fleets.is_empty() {
+                parts.push(n(desired.fleets.len(), "Fleet", "Fleets"));
+            }
+            println!("valid: {}", parts.join(", "));
             EXIT_OK
         }
         Err(e) => {

@@ -15,6 +15,8 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The whole text of the file, for snippets.
     pub text: String,
+    /// Position of the file in load order (diagnostics are sorted by it).
+    pub order: usize,
 }
 
 /// A position in a source file: 1-based line and column plus a byte range.
@@ -202,20 +204,8 @@ impl Sink {
             return Ok(value);
         }
         let mut diagnostics = self.diagnostics;
-        let mut file_order: Vec<*const SourceFile> = Vec::new();
-        for d in &diagnostics {
-            if let Some(f) = &d.origin.file {
-                let p = Arc::as_ptr(f);
-                if !file_order.contains(&p) {
-                    file_order.push(p);
-                }
-            }
-        }
         diagnostics.sort_by_key(|d| {
-            let file = d.origin.file.as_ref().map_or(0, |f| {
-                let p = Arc::as_ptr(f);
-                file_order.iter().position(|q| *q == p).map_or(0, |i| i + 1)
-            });
+            let file = d.origin.file.as_ref().map_or(0, |f| f.order + 1);
             (file, d.origin.loc.line, d.origin.loc.column)
         });
         Err(SpecError { diagnostics })

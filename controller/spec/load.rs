@@ -158,7 +158,12 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, sink: &mut Sink) {
 }
 
 /// Reads one file within the size budget.
-pub(crate) fn read_file(path: &Path, total: &mut u64, sink: &mut Sink) -> Option<Arc<SourceFile>> {
+pub(crate) fn read_file(
+    path: &Path,
+    order: usize,
+    total: &mut u64,
+    sink: &mut Sink,
+) -> Option<Arc<SourceFile>> {
     let display = path.display();
     let size = match std::fs::metadata(path) {
         Ok(m) => m.len(),
@@ -200,6 +205,7 @@ pub(crate) fn read_file(path: &Path, total: &mut u64, sink: &mut Sink) -> Option
         Ok(text) => Some(Arc::new(SourceFile {
             path: path.to_path_buf(),
             text,
+            order,
         })),
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
@@ -212,6 +218,7 @@ pub(crate) fn read_file(path: &Path, total: &mut u64, sink: &mut Sink) -> Option
             let file = Arc::new(SourceFile {
                 path: path.to_path_buf(),
                 text: String::from_utf8_lossy(&bytes).into_owned(),
+                order,
             });
             sink.error(
                 Origin::new(

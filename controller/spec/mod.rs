@@ -52,7 +52,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
                     let docs = {
                         // The byte budget is shared: count under the lock.
                         let file = match total_bytes.lock() {
-                            Ok(mut t) => load::read_file(path, &mut t, &mut file_sink),
+                            Ok(mut t) => load::read_file(path, i, &mut t, &mut file_sink),
                             Err(_) => None,
                         };
                         file.map(|f| load::parse_file(&f, &mut file_sink))

@@ -226,12 +226,15 @@ pub struct AclRaw {
     pub local_address: Option<Sp<String>>,
     /// Port, range `lo-hi` or ANY (default ANY).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = ["string", "integer", "null"]))]
     pub local_port: Option<Sp<String>>,
     /// Port, range `lo-hi` or ANY (default ANY).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = ["string", "integer", "null"]))]
     pub remote_port: Option<Sp<String>>,
     /// `tcp`, `udp`, `icmp`, a protocol number 0-255 or ANY (default ANY).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("type" = ["string", "integer", "null"]))]
     pub protocol: Option<Sp<String>>,
     /// Rule precedence, 1-65535; unique per (adapter, direction).
     pub weight: Sp<i64>,

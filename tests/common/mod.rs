@@ -93,6 +93,7 @@ fn redact(e: &SpecError, prefix: &str) -> SpecError {
                     Arc::new(SourceFile {
                         path: PathBuf::from(shown.replace('\\', "/")),
                         text: f.text.clone(),
+                        order: f.order,
                     })
                 })
                 .clone()
