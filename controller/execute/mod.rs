@@ -275,6 +275,16 @@ enum RoundEnd {
     Stopped,
 }
 
+/// What handling a task's outcome decided.
+enum Handled {
+    /// The action is done; its successors may start.
+    Done,
+    /// The action will be tried again (after a wait or a backoff).
+    Again,
+    /// The action is not done and the round must end.
+    End(RoundEnd),
+}
+
 /// What a task reports back.
 enum Outcome {
     Moved {
@@ -529,11 +539,13 @@ impl Run<'_> {
                         self.observer.event(&ev);
                     }
                     let Ok(outcome) = done else { continue };
-                    remaining = remaining.saturating_sub(1);
-                    if let Some(e) = self.handle(outcome, &actions, &mut sched, &mut waiting_on, &succ, &mut timers) {
-                        remaining += 1; // the action will be tried again
-                        if end.is_none() {
-                            end = e;
+                    match self.handle(outcome, &actions, &mut sched, &mut waiting_on, &succ, &mut timers) {
+                        Handled::Done => remaining = remaining.saturating_sub(1),
+                        Handled::Again => {}
+                        Handled::End(e) => {
+                            if end.is_none() {
+                                end = Some(e);
+                            }
                         }
                     }
                 }
@@ -642,7 +654,7 @@ impl Run<'_> {
         waiting_on: &mut HashMap<u32, usize>,
         succ: &HashMap<u32, Vec<u32>>,
         timers: &mut JoinSet<u32>,
-    ) -> Option<Option<RoundEnd>> {
+    ) -> Handled {
         let mut done = |id: u32, sched: &mut Scheduler| {
             sched.finish(id);
             for s in succ.get(&id).into_iter().flatten() {
@@ -657,7 +669,7 @@ impl Run<'_> {
         let (vm, from, to) = match actions.get(&outcome_id(&outcome)).map(|a| &a.kind) {
             Some(ActionKind::Move { vm, from, to, .. }) => (vm.clone(), from.clone(), to.clone()),
             Some(other) => (other.vm().to_string(), String::new(), String::new()),
-            None => return None,
+            None => return Handled::Done,
         };
         match outcome {
             Outcome::Moved {
@@ -679,7 +691,7 @@ impl Run<'_> {
                     tracing::warn!(vm, "{p}");
                 }
                 done(id, sched);
-                None
+                Handled::Done
             }
             Outcome::AdapterDone { id, result } => {
                 match result {
@@ -692,7 +704,7 @@ impl Run<'_> {
                     }
                 }
                 done(id, sched);
-                None
+                Handled::Done
             }
             Outcome::TimedOut { id } => {
                 self.report.attempts += 1;
@@ -706,9 +718,9 @@ impl Run<'_> {
                     error: Some(format!("did not finish within moveTimeout ({timeout})")),
                 });
                 sched.finish(id);
-                Some(Some(RoundEnd::Replan(format!(
+                Handled::End(RoundEnd::Replan(format!(
                     "the move of {vm} did not finish within moveTimeout ({timeout})"
-                ))))
+                )))
             }
             Outcome::MoveFailed {
                 id,
@@ -751,7 +763,7 @@ impl Run<'_> {
                                 human_seconds(budget.as_secs_f64())
                             ),
                         );
-                        return Some(Some(RoundEnd::Replan(format!("{vm} is blocked"))));
+                        return Handled::End(RoundEnd::Replan(format!("{vm} is blocked")));
                     }
                     if first {
                         self.observer.event(&Event::Waiting {
@@ -763,7 +775,7 @@ impl Run<'_> {
                         tokio::time::sleep(poll).await;
                         id
                     });
-                    return Some(None);
+                    return Handled::Again;
                 }
                 self.report.attempts += 1;
                 self.report.failed_attempts += 1;
@@ -787,10 +799,10 @@ impl Run<'_> {
                         if !stale {
                             self.hold(&vm, error.message.clone());
                         }
-                        Some(Some(RoundEnd::Replan(format!(
+                        Handled::End(RoundEnd::Replan(format!(
                             "the move of {vm} failed: {}",
                             error.message
-                        ))))
+                        )))
                     }
                     _ if failures >= self.desired.policy.max_attempts => {
                         self.hold(
@@ -800,7 +812,7 @@ impl Run<'_> {
                                 error.message
                             ),
                         );
-                        Some(Some(RoundEnd::Replan(format!("{vm} is blocked"))))
+                        Handled::End(RoundEnd::Replan(format!("{vm} is blocked")))
                     }
                     _ => {
                         let delay = self.delay_for(&vm);
@@ -816,7 +828,7 @@ impl Run<'_> {
                             tokio::time::sleep(delay).await;
                             id
                         });
-                        Some(None)
+                        Handled::Again
                     }
                 }
             }
