@@ -106,15 +106,13 @@ impl Observer for Progress {
                     "move {vm}: {from} -> {to} ({kind}, ~{}{again})",
                     human_seconds(*estimate)
                 );
-                match &self.display {
-                    Display::Bars { multi, lines, .. } => {
-                        let pb = multi.add(ProgressBar::new_spinner());
-                        pb.set_message(format!("{text} started at {}", self.stamp()));
-                        if let Ok(mut l) = lines.lock() {
-                            l.insert(vm.clone(), pb);
-                        }
+                self.line(&format!("{text} started"));
+                if let Display::Bars { multi, lines, .. } = &self.display {
+                    let pb = multi.add(ProgressBar::new_spinner());
+                    pb.set_message(format!("{text}, running since {}", self.stamp()));
+                    if let Ok(mut l) = lines.lock() {
+                        l.insert(vm.clone(), pb);
                     }
-                    Display::Lines { .. } => self.line(&format!("{text} started")),
                 }
             }
             Event::MoveFinished {
