@@ -1380,7 +1380,7 @@ fn a_broken_document_does_not_hide_the_next_one() {
     let d = expect_at(&e, "multi.yaml", 6, 7, "unknown field `maintenence`");
     assert_eq!(d.help.as_deref(), Some("did you mean `maintenance`?"));
     expect_at(&e, "multi.yaml", 15, 13, "names host `hv03`");
-    expect_at(&e, "multi.yaml", 21, 32, "invalid floating point");
+    expect_at(&e, "multi.yaml", 21, 32, "expected a number, found `lots`");
     expect_at(
         &e,
         "multi.yaml",
@@ -1742,4 +1742,44 @@ fn a_valid_multi_file_directory_loads() {
     let by_file = berth::spec::load(&files).expect("valid");
     assert_eq!(by_file.hosts, d.hosts);
     assert_eq!(by_file.vms, d.vms);
+}
+
+#[test]
+fn every_structural_problem_of_a_document_is_reported_at_once() {
+    let docs = Docs::new();
+    docs.write(
+        "typos.yaml",
+        r#"
+        apiVersion: berth/v1
+        kind: Placement
+        spec:
+          hosts:
+            - name: hv01
+              maintenence: true
+          vms:
+            - name: web-01
+              hsot: hv01
+              networkAdapters:
+                - name: nic
+                  swtich: Prod
+                  vlanId: ten
+                  acls: { action: allow }
+            - host: hv01
+        "#,
+    );
+    let e = docs.err();
+    assert_eq!(e.diagnostics.len(), 6, "{}", list(&e));
+    expect_at(&e, "typos.yaml", 6, 7, "unknown field `maintenence`");
+    expect_at(&e, "typos.yaml", 9, 7, "unknown field `hsot`");
+    expect_at(&e, "typos.yaml", 12, 11, "unknown field `swtich`");
+    expect_at(
+        &e,
+        "typos.yaml",
+        13,
+        19,
+        "expected a whole number, found `ten`",
+    );
+    expect_at(&e, "typos.yaml", 14, 17, "expected a list, found a mapping");
+    expect_at(&e, "typos.yaml", 15, 7, "missing field `name`");
+    insta::assert_snapshot!(docs.render(&e));
 }

@@ -191,6 +191,11 @@ impl Sink {
         self.diagnostics.extend(other.diagnostics);
     }
 
+    /// The problems recorded so far.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
     /// Number of problems recorded so far.
     pub fn len(&self) -> usize {
         self.diagnostics.len()

@@ -401,11 +401,12 @@ fn parse_plain(file: &Arc<SourceFile>, docs: &[PlainDoc], sink: &mut Sink) -> Ve
         };
         let text = &file.text[begin..end.max(begin)];
         let body = match d.kind {
-            "Placement" => parse_as::<PlacementDocument>(&ctx, text, sink)
+            "Placement" => parse_as::<PlacementDocument>(&ctx, text, "Placement", sink)
                 .map(|d| DocBody::Placement(Box::new(d))),
-            "Controller" => parse_as::<ControllerDocument>(&ctx, text, sink)
+            "Controller" => parse_as::<ControllerDocument>(&ctx, text, "Controller", sink)
                 .map(|d| DocBody::Controller(Box::new(d))),
-            _ => parse_as::<FleetDocument>(&ctx, text, sink).map(|d| DocBody::Fleet(Box::new(d))),
+            _ => parse_as::<FleetDocument>(&ctx, text, "Fleet", sink)
+                .map(|d| DocBody::Fleet(Box::new(d))),
         };
         if let Some(body) = body {
             out.push(ParsedDoc { ctx, body });
@@ -511,12 +512,13 @@ fn parse_document(
         return None;
     };
     match kind.value.as_str() {
-        "Placement" => {
-            parse_as::<PlacementDocument>(ctx, text, sink).map(|d| DocBody::Placement(Box::new(d)))
-        }
-        "Controller" => parse_as::<ControllerDocument>(ctx, text, sink)
+        "Placement" => parse_as::<PlacementDocument>(ctx, text, "Placement", sink)
+            .map(|d| DocBody::Placement(Box::new(d))),
+        "Controller" => parse_as::<ControllerDocument>(ctx, text, "Controller", sink)
             .map(|d| DocBody::Controller(Box::new(d))),
-        "Fleet" => parse_as::<FleetDocument>(ctx, text, sink).map(|d| DocBody::Fleet(Box::new(d))),
+        "Fleet" => {
+            parse_as::<FleetDocument>(ctx, text, "Fleet", sink).map(|d| DocBody::Fleet(Box::new(d)))
+        }
         other => {
             let mut d = Diagnostic::new(whole.at(kind), format!("unsupported kind `{other}`"));
             d = match closest(other, KINDS.iter().copied()) {
@@ -529,11 +531,26 @@ fn parse_document(
     }
 }
 
-fn parse_as<T: DeserializeOwned>(ctx: &DocCtx, text: &str, sink: &mut Sink) -> Option<T> {
+fn parse_as<T: DeserializeOwned>(
+    ctx: &DocCtx,
+    text: &str,
+    kind: &str,
+    sink: &mut Sink,
+) -> Option<T> {
     match serde_saphyr::from_str_with_options::<T>(text, options()) {
         Ok(v) => Some(v),
         Err(e) => {
-            sink.push(yaml_error(ctx, &e));
+            // serde stops at the first problem; look for all of them.
+            let first = yaml_error(ctx, &e);
+            let before = sink.len();
+            let found = super::structure::check(ctx, text, kind, options(), sink);
+            let covered = found > 0
+                && sink.diagnostics()[before..]
+                    .iter()
+                    .any(|d| d.origin.loc.line == first.origin.loc.line);
+            if !covered {
+                sink.push(first);
+            }
             None
         }
     }

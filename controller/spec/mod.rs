@@ -10,6 +10,7 @@ mod duration;
 mod load;
 pub mod model;
 pub mod raw;
+mod structure;
 mod validate;
 
 use std::path::{Path, PathBuf};

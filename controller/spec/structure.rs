@@ -1,0 +1,297 @@
+//! A second look at a document that failed to parse, to report every
+//! structural problem in it at once.
+//!
+//! serde stops at the first unknown field or wrong type in a document. When
+//! that happens, the document is read again into a generic tree that keeps
+//! every position, and the tree is walked against the document's own JSON
+//! Schema (the one `berth schema` writes), collecting every unknown field
+//! (with a "did you mean"), missing field and wrong shape. This runs only on
+//! the error path, so valid documents pay nothing for it.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::diag::{Diagnostic, Sink};
+use super::load::{DocCtx, closest};
+use super::raw::Sp;
+
+/// A YAML node with positions everywhere.
+#[derive(Debug)]
+enum Node {
+    Map(Vec<(Sp<String>, Sp<Node>)>),
+    Seq(Vec<Sp<Node>>),
+    Str(String),
+    Int,
+    Float,
+    Bool,
+    Null,
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Node;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any YAML node")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+                Ok(Node::Str(v.to_string()))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+                Ok(Node::Int)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+                Ok(Node::Int)
+            }
+            fn visit_i128<E>(self, _: i128) -> Result<Node, E> {
+                Ok(Node::Int)
+            }
+            fn visit_u128<E>(self, _: u128) -> Result<Node, E> {
+                Ok(Node::Int)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+                Ok(Node::Float)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+                Ok(Node::Bool)
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+                Node::deserialize(d)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(k) = m.next_key::<Sp<String>>()? {
+                    entries.push((k, m.next_value::<Sp<Node>>()?));
+                }
+                Ok(Node::Map(entries))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(x) = s.next_element::<Sp<Node>>()? {
+                    items.push(x);
+                }
+                Ok(Node::Seq(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn schema_of(kind: &str) -> Option<&'static Value> {
+    static SCHEMAS: OnceLock<Vec<(String, Value)>> = OnceLock::new();
+    SCHEMAS
+        .get_or_init(|| {
+            super::schemas()
+                .into_iter()
+                .map(|(file, v)| (file.trim_end_matches(".json").to_string(), v))
+                .collect()
+        })
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(kind))
+        .map(|(_, v)| v)
+}
+
+/// Walks a failed document against its schema; returns how many problems
+/// it reported (0: it found nothing the parser's own message does not say).
+pub(crate) fn check(
+    ctx: &DocCtx,
+    text: &str,
+    kind: &str,
+    options: serde_saphyr::Options,
+    sink: &mut Sink,
+) -> usize {
+    let Some(root) = schema_of(kind) else {
+        return 0;
+    };
+    let Ok(tree) = serde_saphyr::from_str_with_options::<Sp<Node>>(text, options) else {
+        return 0;
+    };
+    let before = sink.len();
+    let mut w = Walker { ctx, root, sink };
+    w.walk(&tree, root);
+    sink.len() - before
+}
+
+struct Walker<'a> {
+    ctx: &'a DocCtx,
+    root: &'static Value,
+    sink: &'a mut Sink,
+}
+
+impl Walker<'_> {
+    /// Follows `$ref`s and picks the non-null branch of an optional.
+    fn resolve<'v>(&self, mut schema: &'v Value, node: &Node) -> &'v Value {
+        for _ in 0..16 {
+            if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+                let name = r.rsplit('/').next().unwrap_or("");
+                match self.root.get("$defs").and_then(|d| d.get(name)) {
+                    Some(s) => {
+                        schema = s;
+                        continue;
+                    }
+                    None => return schema,
+                }
+            }
+            let alternatives = schema
+                .get("anyOf")
+                .or_else(|| schema.get("oneOf"))
+                .and_then(Value::as_array);
+            if let Some(alts) = alternatives {
+                let pick = alts.iter().find(|a| {
+                    let null = a.get("type").and_then(Value::as_str) == Some("null");
+                    null == matches!(node, Node::Null)
+                });
+                match pick {
+                    Some(p) => {
+                        schema = p;
+                        continue;
+                    }
+                    None => return schema,
+                }
+            }
+            return schema;
+        }
+        schema
+    }
+
+    fn types(schema: &Value) -> BTreeSet<&str> {
+        match schema.get("type") {
+            Some(Value::String(t)) => [t.as_str()].into(),
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    fn walk(&mut self, node: &Sp<Node>, schema: &Value) {
+        let schema = self.resolve(schema, &node.value);
+        let types = Self::types(schema);
+        let at = self.ctx.at(node);
+        let fits = |t: &str| types.is_empty() || types.contains(t);
+        match &node.value {
+            Node::Map(entries) => {
+                if !fits("object") {
+                    self.sink.error(
+                        at,
+                        format!("expected {}, found a mapping", describe(&types)),
+                    );
+                    return;
+                }
+                let props = schema.get("properties").and_then(Value::as_object);
+                let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+                // Fields a misspelt key already points at ("did you mean").
+                let mut suggested: Vec<&str> = Vec::new();
+                for (key, value) in entries {
+                    match props.and_then(|p| p.get(&key.value)) {
+                        Some(s) => self.walk(value, s),
+                        None if closed => {
+                            let names = props
+                                .map(|p| p.keys().map(String::as_str).collect::<Vec<_>>())
+                                .unwrap_or_default();
+                            let mut d = Diagnostic::new(
+                                self.ctx.at(key),
+                                format!("unknown field `{}`", key.value),
+                            );
+                            d = match closest(&key.value, names.iter().copied()) {
+                                Some(best) => {
+                                    suggested.push(best);
+                                    d.with_help(format!("did you mean `{best}`?"))
+                                }
+                                None => {
+                                    d.with_help(format!("expected one of: {}", names.join(", ")))
+                                }
+                            };
+                            self.sink.push(d);
+                        }
+                        None => {}
+                    }
+                }
+                for req in schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    if !entries.iter().any(|(k, _)| k.value == req) && !suggested.contains(&req) {
+                        self.sink
+                            .error(at.clone(), format!("missing field `{req}`"));
+                    }
+                }
+            }
+            Node::Seq(items) => {
+                if !fits("array") {
+                    self.sink
+                        .error(at, format!("expected {}, found a list", describe(&types)));
+                    return;
+                }
+                if let Some(item) = schema.get("items") {
+                    for x in items {
+                        self.walk(x, item);
+                    }
+                }
+            }
+            Node::Null => {
+                if !fits("null") {
+                    self.sink.error(
+                        at,
+                        format!("expected {}, found nothing (null)", describe(&types)),
+                    );
+                }
+            }
+            Node::Bool => {
+                if !fits("boolean") && !fits("string") {
+                    self.sink.error(
+                        at,
+                        format!("expected {}, found true/false", describe(&types)),
+                    );
+                }
+            }
+            Node::Int | Node::Float | Node::Str(_) => {
+                let number = matches!(node.value, Node::Int | Node::Float);
+                let ok = fits("string")
+                    || (matches!(node.value, Node::Int) && (fits("integer") || fits("number")))
+                    || (matches!(node.value, Node::Float) && fits("number"));
+                if !ok {
+                    let found = match &node.value {
+                        Node::Str(s) => format!("`{s}`"),
+                        _ if number => "a number".to_string(),
+                        _ => "a value".to_string(),
+                    };
+                    self.sink
+                        .error(at, format!("expected {}, found {found}", describe(&types)));
+                }
+            }
+        }
+    }
+}
+
+fn describe(types: &BTreeSet<&str>) -> String {
+    let words: Vec<&str> = types
+        .iter()
+        .filter(|t| **t != "null")
+        .map(|t| match *t {
+            "object" => "a mapping",
+            "array" => "a list",
+            "integer" => "a whole number",
+            "number" => "a number",
+            "boolean" => "true or false",
+            "string" => "text",
+            other => other,
+        })
+        .collect();
+    if words.is_empty() {
+        "something else".to_string()
+    } else {
+        words.join(" or ")
+    }
+}
