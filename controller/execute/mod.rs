@@ -338,6 +338,16 @@ pub async fn converge(
         let observed = run.provider.observe().await.map_err(ExecError::Observe)?;
         if observed.vms.values().any(|v| v.job.is_some()) {
             if control.stopping() {
+                run.report.interrupted = true;
+                break;
+            }
+            if round > opts.max_rounds {
+                for vm in observed.vms.values().filter(|v| v.job.is_some()) {
+                    run.report.blocked.push(Blocked {
+                        vm: vm.name.clone(),
+                        reason: "a move started outside this run is still running".to_string(),
+                    });
+                }
                 break;
             }
             run.wait_for_running(&observed.vms).await;
