@@ -24,7 +24,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::plan::schedule::{Caps, Scheduler};
+use crate::plan::schedule::{Caps, Dependencies, Scheduler};
 use crate::plan::{self, Action, ActionKind, Blocked, Plan};
 use crate::provider::{
     ErrorClass, JobId, MoveKind, MoveRequest, ObservedVm, Provider, ProviderError, WaitReason,
@@ -482,16 +482,9 @@ impl Run<'_> {
     ) -> RoundEnd {
         let actions: HashMap<u32, &Action> = plan.actions.iter().map(|a| (a.id, a)).collect();
         let mut sched = Scheduler::new(plan, caps);
-        let mut waiting_on: HashMap<u32, usize> = HashMap::new();
-        let mut succ: HashMap<u32, Vec<u32>> = HashMap::new();
-        for a in &plan.actions {
-            waiting_on.insert(a.id, a.after.len());
-            for d in &a.after {
-                succ.entry(*d).or_default().push(a.id);
-            }
-            if a.after.is_empty() {
-                sched.make_ready(a.id);
-            }
+        let mut deps = Dependencies::new(plan);
+        for id in deps.roots() {
+            sched.make_ready(id);
         }
         // Adapter state before the round, restored after a move where the
         // spec does not manage it.
@@ -549,7 +542,7 @@ impl Run<'_> {
                         self.observer.event(&ev);
                     }
                     let Ok(outcome) = done else { continue };
-                    match self.handle(outcome, &actions, &mut sched, &mut waiting_on, &succ, &mut timers) {
+                    match self.handle(outcome, &actions, &mut sched, &mut deps, &mut timers) {
                         Handled::Done => remaining = remaining.saturating_sub(1),
                         Handled::Again => {}
                         Handled::End(e) => {
@@ -661,19 +654,13 @@ impl Run<'_> {
         outcome: Outcome,
         actions: &HashMap<u32, &Action>,
         sched: &mut Scheduler,
-        waiting_on: &mut HashMap<u32, usize>,
-        succ: &HashMap<u32, Vec<u32>>,
+        deps: &mut Dependencies,
         timers: &mut JoinSet<u32>,
     ) -> Handled {
-        let mut done = |id: u32, sched: &mut Scheduler| {
+        let done = |id: u32, sched: &mut Scheduler, deps: &mut Dependencies| {
             sched.finish(id);
-            for s in succ.get(&id).into_iter().flatten() {
-                if let Some(n) = waiting_on.get_mut(s) {
-                    *n -= 1;
-                    if *n == 0 {
-                        sched.make_ready(*s);
-                    }
-                }
+            for ready in deps.done(id) {
+                sched.make_ready(ready);
             }
         };
         let (vm, from, to) = match actions.get(&outcome_id(&outcome)).map(|a| &a.kind) {
@@ -700,7 +687,7 @@ impl Run<'_> {
                 for p in problems {
                     tracing::warn!(vm, "{p}");
                 }
-                done(id, sched);
+                done(id, sched, deps);
                 Handled::Done
             }
             Outcome::AdapterDone { id, result } => {
@@ -713,7 +700,7 @@ impl Run<'_> {
                         }
                     }
                 }
-                done(id, sched);
+                done(id, sched, deps);
                 Handled::Done
             }
             Outcome::TimedOut { id } => {

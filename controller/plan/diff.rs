@@ -48,7 +48,8 @@ pub(super) fn move_seconds(vm: &ObservedVm, from: &ObservedHost, to: &ObservedHo
     (secs * 1000.0).round() / 1000.0
 }
 
-fn gib(mib: u64) -> String {
+/// Memory for messages: `8 GiB`, `1.5 GiB`.
+pub(super) fn gib(mib: u64) -> String {
     let g = mib as f64 / 1024.0;
     if g.fract() == 0.0 {
         format!("{g:.0} GiB")

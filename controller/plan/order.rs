@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::provider::{MoveKind, Observed, ObservedHost};
 use crate::spec::Desired;
 
-use super::diff::{WantedMove, move_seconds};
+use super::diff::{WantedMove, gib, move_seconds};
 use super::{Action, ActionKind, Blocked, Caps, Plan, Reason};
 
 /// A piece of memory a host can give, and the move that frees it.
@@ -361,14 +361,5 @@ impl<'a> Builder<'a> {
             in_flight: Vec::new(),
             estimated_seconds: 0.0,
         }
-    }
-}
-
-fn gib(mib: u64) -> String {
-    let g = mib as f64 / 1024.0;
-    if g.fract() == 0.0 {
-        format!("{g:.0} GiB")
-    } else {
-        format!("{g:.1} GiB")
     }
 }

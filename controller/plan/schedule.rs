@@ -10,7 +10,7 @@
 
 use std::cmp::Ordering;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use crate::provider::{MoveKind, Observed};
 use crate::spec::Desired;
@@ -62,6 +62,59 @@ impl Caps {
     /// Live migrations allowed at once on `host` (in + out).
     pub fn host(&self, host: &str) -> u32 {
         self.per_host.get(host).copied().unwrap_or(0)
+    }
+}
+
+/// Which actions wait on which: the plan's `after` edges, counted down as
+/// actions finish. Shared by the executor and the estimate.
+#[derive(Debug, Clone, Default)]
+pub struct Dependencies {
+    waiting_on: HashMap<u32, usize>,
+    succ: HashMap<u32, Vec<u32>>,
+}
+
+impl Dependencies {
+    /// The dependencies of a plan; nothing has finished yet.
+    pub fn new(plan: &Plan) -> Dependencies {
+        let mut d = Dependencies::default();
+        for a in &plan.actions {
+            d.waiting_on.insert(a.id, a.after.len());
+            for before in &a.after {
+                d.succ.entry(*before).or_default().push(a.id);
+            }
+        }
+        d
+    }
+
+    /// Actions that wait on nothing, ascending.
+    pub fn roots(&self) -> Vec<u32> {
+        let mut r: Vec<u32> = self
+            .waiting_on
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        r.sort_unstable();
+        r
+    }
+
+    /// Actions that wait on `id`.
+    pub fn successors(&self, id: u32) -> &[u32] {
+        self.succ.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Records that `id` finished; returns the actions that became ready.
+    pub fn done(&mut self, id: u32) -> Vec<u32> {
+        let mut ready = Vec::new();
+        for s in self.succ.get(&id).into_iter().flatten() {
+            if let Some(n) = self.waiting_on.get_mut(s) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    ready.push(*s);
+                }
+            }
+        }
+        ready
     }
 }
 
@@ -120,23 +173,15 @@ impl Scheduler {
             .collect();
         // Tails in reverse id order (`after` only names smaller ids, so this
         // is a topological order).
-        let mut succ: HashMap<u32, Vec<u32>> = HashMap::new();
-        for a in &plan.actions {
-            for d in &a.after {
-                succ.entry(*d).or_default().push(a.id);
-            }
-        }
+        let deps = Dependencies::new(plan);
         let mut tail: HashMap<u32, f64> = HashMap::new();
         for a in plan.actions.iter().rev() {
             let own = moves.get(&a.id).map_or(0.0, |m| m.seconds);
-            let next = succ
-                .get(&a.id)
-                .map(|s| {
-                    s.iter()
-                        .filter_map(|x| tail.get(x))
-                        .fold(0.0f64, |m, v| m.max(*v))
-                })
-                .unwrap_or(0.0);
+            let next = deps
+                .successors(a.id)
+                .iter()
+                .filter_map(|x| tail.get(x))
+                .fold(0.0f64, |m, v| m.max(*v));
             tail.insert(a.id, own + next);
         }
         let mut load: HashMap<&str, f64> = HashMap::new();
@@ -286,23 +331,14 @@ impl Ord for Ends {
 /// scheduler picks as the executor does, seconds.
 pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
     let mut sched = Scheduler::new(plan, caps);
-    let mut waiting_on: BTreeMap<u32, usize> = BTreeMap::new();
-    let mut succ: HashMap<u32, Vec<u32>> = HashMap::new();
-    for a in &plan.actions {
-        waiting_on.insert(a.id, a.after.len());
-        for d in &a.after {
-            succ.entry(*d).or_default().push(a.id);
-        }
-    }
+    let mut deps = Dependencies::new(plan);
     let seconds: HashMap<u32, f64> = plan
         .actions
         .iter()
         .map(|a| (a.id, move_info(a).map_or(0.0, |m| m.seconds)))
         .collect();
-    for (id, n) in &waiting_on {
-        if *n == 0 {
-            sched.make_ready(*id);
-        }
+    for id in deps.roots() {
+        sched.make_ready(id);
     }
     let mut heap = BinaryHeap::new();
     let mut now = 0.0f64;
@@ -317,13 +353,8 @@ pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
         now = now.max(t);
         sched.finish(id);
         done += 1;
-        for s in succ.get(&id).into_iter().flatten() {
-            if let Some(n) = waiting_on.get_mut(s) {
-                *n -= 1;
-                if *n == 0 {
-                    sched.make_ready(*s);
-                }
-            }
+        for ready in deps.done(id) {
+            sched.make_ready(ready);
         }
     }
     if done < plan.actions.len() {
