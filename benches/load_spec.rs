@@ -62,7 +62,9 @@ fn main() {
     for run in 1..=RUNS {
         let heap_before = heap::reset_peak();
         let started = Instant::now();
+        let cpu_before = cpu_seconds();
         let desired = spec::load(&[dir.path().to_path_buf()]);
+        let cpu = cpu_seconds() - cpu_before;
         let took = started.elapsed();
         let desired = match desired {
             Ok(d) => d,
@@ -82,7 +84,7 @@ fn main() {
         let held = heap::current().saturating_sub(heap_before);
         let peak = heap::peak().saturating_sub(heap_before);
         println!(
-            "load_spec: run {run}: {:.3} s ({} VMs, {} hosts, {acls} normalised ACL rules; heap: peak {} MiB during load, {} MiB held by the result)",
+            "load_spec: run {run}: {:.3} s, {cpu:.2} s of CPU ({} VMs, {} hosts, {acls} normalised ACL rules; heap: peak {} MiB during load, {} MiB held by the result)",
             took.as_secs_f64(),
             desired.vms.len(),
             desired.hosts.len(),
@@ -278,6 +280,22 @@ fn generate(dir: &Path, shape: Shape) -> u64 {
 }
 
 /// The process's peak resident set size in bytes (Linux).
+/// CPU seconds this process has used so far, all threads (user + system).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line, in clock ticks (100 a second).
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn vm_hwm() -> Option<u64> {
     proc_status("VmHWM:")
 }
@@ -331,11 +349,16 @@ fn breakdown(dir: &Path, best_load: Duration) {
 
         let before = heap::current();
         let started = Instant::now();
+        let cpu_before = cpu_seconds();
         let docs: Vec<spec::raw::PlacementDocument> = texts
             .iter()
             .map(|t| serde_saphyr::from_str(t).expect("documents parse"))
             .collect();
         typed_pass = typed_pass.min(started.elapsed());
+        println!(
+            "load_spec: one single-threaded typed pass over every file: {:.2} s of CPU",
+            cpu_seconds() - cpu_before
+        );
         raw_bytes = heap::current().saturating_sub(before);
         drop(docs);
     }
