@@ -155,20 +155,21 @@ impl<'a> Builder<'a> {
             .collect();
         while !pending.is_empty() {
             let mut progressed = false;
-            let mut i = 0;
-            while i < pending.len() {
-                let p = &pending[i];
+            // One pass in order; what does not fit yet waits for the next
+            // (rebuilding the list, not removing from it: O(n) a pass).
+            let mut waiting = Vec::with_capacity(pending.len());
+            for p in std::mem::take(&mut pending) {
                 let need = p.want.memory_mib;
                 if need == 0 || self.available(&p.want.to) >= need {
-                    let p = pending.remove(i);
                     let deps = self.take(&p.want.to, need);
                     let to = p.want.to.clone();
                     self.push_move(&p, &to, deps, p.want.reason);
                     progressed = true;
                 } else {
-                    i += 1;
+                    waiting.push(p);
                 }
             }
+            pending = waiting;
             if progressed {
                 continue;
             }
