@@ -320,13 +320,17 @@ pub fn markdown(plan: &Plan, diff: Option<&str>) -> String {
     out
 }
 
-/// The plan as JSON, as the contract fixes it.
+/// The plan as JSON, as the contract fixes it (keys in the contract's
+/// order: the plan is serialised directly, not through a sorted map).
 pub fn json(plan: &Plan, diff: Option<&str>) -> String {
-    let mut value = serde_json::to_value(plan).unwrap_or_default();
-    if let (Some(d), Some(obj)) = (diff, value.as_object_mut()) {
-        obj.insert("diff".into(), serde_json::Value::String(d.to_string()));
+    #[derive(serde::Serialize)]
+    struct WithDiff<'a> {
+        #[serde(flatten)]
+        plan: &'a Plan,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        diff: Option<&'a str>,
     }
-    serde_json::to_string_pretty(&value).unwrap_or_default()
+    serde_json::to_string_pretty(&WithDiff { plan, diff }).unwrap_or_default()
 }
 
 fn yaml_key(s: &str) -> String {

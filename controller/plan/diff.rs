@@ -62,19 +62,20 @@ fn in_maintenance(desired: &Desired, host: &str) -> bool {
     desired.hosts.get(host).is_some_and(|h| h.maintenance)
 }
 
-/// Switches a VM needs wherever it goes: declared ones, else those it is
-/// connected to now.
-fn needed_switches<'a>(spec: Option<&'a VmSpec>, vm: &'a ObservedVm) -> Vec<&'a str> {
+/// Switches a VM needs wherever it goes: those it is connected to now (the
+/// move itself fails on a host without them; it is reconnected only after
+/// it arrives) and the declared ones (it is connected to them on arrival).
+pub(super) fn needed_switches<'a>(spec: Option<&'a VmSpec>, vm: &'a ObservedVm) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
     for a in &vm.adapters {
         let declared = spec
             .and_then(|s| s.adapters.as_ref())
             .and_then(|list| list.iter().find(|d| d.name == a.name))
             .and_then(|d| d.switch.as_deref());
-        if let Some(sw) = declared.or(a.switch.as_deref())
-            && !out.contains(&sw)
-        {
-            out.push(sw);
+        for sw in [a.switch.as_deref(), declared].into_iter().flatten() {
+            if !out.contains(&sw) {
+                out.push(sw);
+            }
         }
     }
     out
@@ -187,12 +188,9 @@ pub(super) fn targets(
                 });
                 None
             }
-            // Home in maintenance: evacuate only from a host in
-            // maintenance; a VM already waiting elsewhere stays put, so
-            // goals do not shift as the fleet's load changes.
-            Some(s) if in_maintenance(desired, &s.host) => {
-                (!in_maintenance(desired, &vm.host)).then(|| vm.host.clone())
-            }
+            // Home in maintenance: wait on a fallback (or, when none has
+            // room, stay on a host that is fine): chosen below.
+            Some(s) if in_maintenance(desired, &s.host) => None,
             Some(s) => Some(s.host.clone()),
             None if in_maintenance(desired, &vm.host) => None,
             None => Some(vm.host.clone()),
@@ -240,11 +238,13 @@ pub(super) fn targets(
             h.memory_mib
                 .saturating_sub(load.get(h.name.as_str()).copied().unwrap_or(0))
         };
+        // The VM's own host qualifies when it is not in maintenance: a VM
+        // already waiting on a fallback stays there rather than moving on
+        // (and back again on the next run).
         let eligible = |h: &ObservedHost, load: &HashMap<&str, u64>| {
-            h.name != vm.host
-                && !in_maintenance(desired, &h.name)
+            !in_maintenance(desired, &h.name)
                 && room(h, load) >= need
-                && unfit(vm, spec, from, h, caps).is_none()
+                && (h.name == vm.host || unfit(vm, spec, from, h, caps).is_none())
         };
         let mut choice: Option<&ObservedHost> = None;
         if let Some(s) = spec {
@@ -253,6 +253,9 @@ pub(super) fn targets(
                 .iter()
                 .filter_map(|f| observed.hosts.get(f))
                 .find(|h| eligible(h, &load));
+        }
+        if choice.is_none() && eligible(from, &load) {
+            choice = Some(from);
         }
         if choice.is_none() {
             choice = observed

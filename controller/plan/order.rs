@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::provider::{MoveKind, Observed, ObservedHost};
 use crate::spec::Desired;
 
-use super::diff::{WantedMove, gib, move_seconds};
+use super::diff::{WantedMove, gib, move_seconds, needed_switches};
 use super::{Action, ActionKind, Blocked, Caps, Plan, Reason};
 
 /// A piece of memory a host can give, and the move that frees it.
@@ -155,20 +155,21 @@ impl<'a> Builder<'a> {
             .collect();
         while !pending.is_empty() {
             let mut progressed = false;
-            let mut i = 0;
-            while i < pending.len() {
-                let p = &pending[i];
+            // One pass in order; what does not fit yet waits for the next
+            // (rebuilding the list, not removing from it: O(n) a pass).
+            let mut waiting = Vec::with_capacity(pending.len());
+            for p in std::mem::take(&mut pending) {
                 let need = p.want.memory_mib;
                 if need == 0 || self.available(&p.want.to) >= need {
-                    let p = pending.remove(i);
                     let deps = self.take(&p.want.to, need);
                     let to = p.want.to.clone();
                     self.push_move(&p, &to, deps, p.want.reason);
                     progressed = true;
                 } else {
-                    i += 1;
+                    waiting.push(p);
                 }
             }
+            pending = waiting;
             if progressed {
                 continue;
             }
@@ -181,7 +182,8 @@ impl<'a> Builder<'a> {
                     self.blocked.push(Blocked {
                         vm: p.want.vm.clone(),
                         reason: format!(
-                            "moves to {} wait on each other in a ring, and no host has {} free to hold one of them meanwhile",
+                            "{}moves to {} wait on each other in a ring, and no host has {} free to hold one of them meanwhile",
+                            stranded(&p),
                             p.want.to,
                             gib(p.want.memory_mib)
                         ),
@@ -243,7 +245,8 @@ impl<'a> Builder<'a> {
                 self.blocked.push(Blocked {
                     vm: p.want.vm.clone(),
                     reason: format!(
-                        "not enough memory on {host}: it needs {}, and the desired placement leaves at most {} of {host}'s {} free",
+                        "{}not enough memory on {host}: it needs {}, and the desired placement leaves at most {} of {host}'s {} free",
+                        stranded(&p),
                         gib(p.want.memory_mib),
                         gib(potential),
                         gib(total)
@@ -254,9 +257,14 @@ impl<'a> Builder<'a> {
         true
     }
 
-    /// Breaks a ring by moving one VM to a host with room first.
+    /// Breaks a ring by moving one VM to a host with room first. Only a VM
+    /// of a ring hops (one whose host another pending move waits for): moving
+    /// any other frees memory nobody is waiting for.
     fn hop_one(&mut self, pending: &mut [Pending]) -> bool {
-        let mut order: Vec<usize> = (0..pending.len()).collect();
+        let awaited: BTreeSet<&str> = pending.iter().map(|p| p.want.to.as_str()).collect();
+        let mut order: Vec<usize> = (0..pending.len())
+            .filter(|i| awaited.contains(pending[*i].from.as_str()))
+            .collect();
         order.sort_by(|a, b| {
             pending[*a]
                 .want
@@ -283,17 +291,7 @@ impl<'a> Builder<'a> {
     fn hop_host(&self, p: &Pending) -> Option<String> {
         let vm = self.observed.vms.get(&p.want.vm)?;
         let from = self.observed.hosts.get(&p.from)?;
-        let spec = self.desired.vms.get(&p.want.vm);
-        let switches: Vec<&str> = vm
-            .adapters
-            .iter()
-            .filter_map(|a| {
-                spec.and_then(|s| s.adapters.as_ref())
-                    .and_then(|l| l.iter().find(|d| d.name == a.name))
-                    .and_then(|d| d.switch.as_deref())
-                    .or(a.switch.as_deref())
-            })
-            .collect();
+        let switches = needed_switches(self.desired.vms.get(&p.want.vm), vm);
         self.observed
             .hosts
             .values()
@@ -361,5 +359,13 @@ impl<'a> Builder<'a> {
             in_flight: Vec::new(),
             estimated_seconds: 0.0,
         }
+    }
+}
+
+/// For a VM that already hopped and can go no further: where it is left.
+fn stranded(p: &Pending) -> String {
+    match p.prev {
+        Some(_) => format!("it stays on {}, where it moved to make room; ", p.from),
+        None => String::new(),
     }
 }
