@@ -13,7 +13,7 @@
 //! standard error), `garbage` (a line written to standard output without
 //! the marker), `sleepMs`, then one ending: `crash` (exit with `exitCode`,
 //! default 101, without answering), `partial` (half a reply, no newline,
-//! then exit), `hang` (never answer), `badMarked` (a marked line that is not
+//! then exit, or hang with `hang`), `hang` (never answer), `badMarked` (a marked line that is not
 //! JSON), `wrongId` (a reply to another request), `reply` (a success with
 //! that result), `error` (a failure with that error record), or the echo.
 //!
@@ -180,6 +180,9 @@ fn main() {
             let full = json!({"id": id, "ok": true, "result": echo}).to_string();
             let _ = write!(out, "{marker}{}", &full[..full.len() / 2]);
             let _ = out.flush();
+            if step["hang"].as_bool() == Some(true) {
+                hang();
+            }
             std::process::exit(step["exitCode"].as_i64().unwrap_or(0) as i32);
         } else if step["hang"].as_bool() == Some(true) {
             hang();

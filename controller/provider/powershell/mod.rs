@@ -719,10 +719,35 @@ impl Session {
         args: &Value,
         only_in: Option<u64>,
     ) -> Result<(Option<Value>, u64), PsError> {
+        self.call_inner(script, target, args, only_in, self.config.call_timeout)
+            .await
+    }
+
+    /// Like [`call`](Self::call) with its own time limit instead of the
+    /// configured one.
+    pub async fn call_within(
+        &self,
+        script: &str,
+        target: Option<&str>,
+        args: &Value,
+        timeout: Duration,
+    ) -> Result<Value, PsError> {
+        self.call_inner(script, target, args, None, timeout)
+            .await
+            .map(|(v, _)| v.unwrap_or(Value::Null))
+    }
+
+    async fn call_inner(
+        &self,
+        script: &str,
+        target: Option<&str>,
+        args: &Value,
+        only_in: Option<u64>,
+        timeout: Duration,
+    ) -> Result<(Option<Value>, u64), PsError> {
         if !self.scripts.iter().any(|s| s.name == script) {
             return Err(PsError::UnknownScript(script.to_string()));
         }
-        let timeout = self.config.call_timeout;
         let mut state = self.state.lock().await;
         if state.process.as_ref().is_some_and(|p| p.torn_write) {
             if let Some(p) = state.process.take() {
