@@ -344,7 +344,8 @@ fn contains_any(haystack: &str, needles: &[&str]) -> bool {
 /// Maps a PowerShell error record onto an [`ErrorClass`].
 ///
 /// Rules, first match wins (text comparisons ignore case):
-/// 1. a backup is running (`backup`, `BackingUpVirtualMachine`, VSS) →
+/// 1. a backup is running (`backup`, `backed up`, `backing up`,
+///    `BackingUpVirtualMachine`, Volume Shadow Copy) →
 ///    `Wait(BackupInProgress)`;
 /// 2. the host or VMM cannot be reached (categories `ConnectionError`,
 ///    `OpenError`; remoting and WinRM failures; VMM errors 2916, 2927) →
@@ -370,9 +371,10 @@ pub fn classify(e: &RemoteError) -> ErrorClass {
         &all,
         &[
             "backup",
+            "backed up",
+            "backing up",
             "backingupvirtualmachine",
             "volume shadow copy",
-            "vss ",
         ],
     ) {
         return ErrorClass::Wait(WaitReason::BackupInProgress);
