@@ -19,7 +19,10 @@ use serde_json::{Value, json};
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-pwsh");
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/powershell/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/powershell/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json")
 }
 
@@ -70,7 +73,8 @@ impl Fake {
                 call_timeout: Duration::from_secs(20),
             },
         };
-        HyperV::with_session(settings, self.config(transport)).with_poll_interval(Duration::from_millis(1))
+        HyperV::with_session(settings, self.config(transport))
+            .with_poll_interval(Duration::from_millis(1))
     }
 
     fn scvmm(&self, transport: Transport) -> Scvmm {
@@ -83,7 +87,8 @@ impl Fake {
                 call_timeout: Duration::from_secs(20),
             },
         };
-        Scvmm::with_session(settings, self.config(transport)).with_poll_interval(Duration::from_millis(1))
+        Scvmm::with_session(settings, self.config(transport))
+            .with_poll_interval(Duration::from_millis(1))
     }
 
     /// Every line the fake read, in order: argv, hello, requests (across
@@ -163,7 +168,10 @@ async fn observe_asks_every_host_and_maps_the_answers() {
     let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
     let observed = p.observe().await.expect("observe");
     assert_eq!(observed.hosts.keys().collect::<Vec<_>>(), ["hv01", "hv02"]);
-    assert_eq!(observed.hosts["hv02"].cpu_vendor, berth::spec::CpuVendor::Amd);
+    assert_eq!(
+        observed.hosts["hv02"].cpu_vendor,
+        berth::spec::CpuVendor::Amd
+    );
     assert_eq!(observed.vms.len(), 5);
     assert_eq!(observed.vms["solo"].host, "hv02");
     // A migration already running (seen on the host) is followed, not re-issued.
@@ -206,7 +214,11 @@ async fn when_no_host_answers_observe_fails_with_every_reason() {
     let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
     let e = p.observe().await.expect_err("nothing answered");
     assert_eq!(e.class, ErrorClass::Unreachable);
-    assert!(e.message.contains("hv01") && e.message.contains("hv02"), "{}", e.message);
+    assert!(
+        e.message.contains("hv01") && e.message.contains("hv02"),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
@@ -221,7 +233,11 @@ async fn a_missing_shell_fails_observe_clearly() {
     };
     let p = HyperV::new(settings);
     let e = p.observe().await.expect_err("no shell");
-    assert!(e.message.contains("cannot start PowerShell"), "{}", e.message);
+    assert!(
+        e.message.contains("cannot start PowerShell"),
+        "{}",
+        e.message
+    );
     assert!(p.describe().contains("hv01"));
 }
 
@@ -238,18 +254,28 @@ async fn a_move_is_started_as_a_job_and_followed_to_its_end() {
     let mut paths = BTreeMap::new();
     paths.insert("hv02".to_string(), "D:\\VMs".to_string());
     let p = fake.hyperv_with(&["hv01", "hv02"], Transport::Local, paths);
-    let job = p.start_move(&mv("web-01", "hv01", "hv02")).await.expect("started");
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
     p.wait_job(&job).await.expect("completed");
     let moves = fake.requests_for("hv_move");
     assert_eq!(moves.len(), 1);
-    assert_eq!(moves[0]["target"], "hv01", "Move-VM runs against the source");
+    assert_eq!(
+        moves[0]["target"], "hv01",
+        "Move-VM runs against the source"
+    );
     assert_eq!(
         moves[0]["args"],
         json!({"vm": "web-01", "to": "hv02", "includeStorage": true, "storagePath": "D:\\VMs", "clusterMigrationType": "Live"})
     );
     let polls = fake.requests_for("hv_job");
     assert_eq!(polls.len(), 3);
-    assert!(polls.iter().all(|r| r["args"]["jobId"] == 5 && r["target"] == "hv01"));
+    assert!(
+        polls
+            .iter()
+            .all(|r| r["args"]["jobId"] == 5 && r["target"] == "hv01")
+    );
     assert_eq!(fake.hellos()[0]["transport"], "local");
 }
 
@@ -277,7 +303,10 @@ async fn a_failed_job_carries_its_error_record_and_class() {
         }}}
     }));
     let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
-    let job = p.start_move(&mv("web-01", "hv01", "hv02")).await.expect("started");
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
     let e = p.wait_job(&job).await.expect_err("failed");
     assert_eq!(e.class, ErrorClass::Permanent);
     assert!(e.message.contains("processor-specific"), "{}", e.message);
@@ -293,7 +322,10 @@ async fn a_move_refused_during_a_backup_is_a_wait() {
         }}
     }));
     let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
-    let e = p.start_move(&mv("web-01", "hv01", "hv02")).await.expect_err("refused");
+    let e = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect_err("refused");
     assert_eq!(e.class, ErrorClass::Wait(WaitReason::BackupInProgress));
 }
 
@@ -305,13 +337,20 @@ async fn a_session_lost_mid_wait_is_followed_by_watching_the_vm() {
         "hv_observe": {"reply": {"vms": {"Name": "web-01", "State": 2, "PrimaryOperationalStatus": 2}}}
     }));
     let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
-    let job = p.start_move(&mv("web-01", "hv01", "hv02")).await.expect("started");
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
     p.wait_job(&job).await.expect("the VM runs on hv02");
     assert_eq!(p.session().generations().await, 2, "restarted once");
     let checks = fake.requests_for("hv_observe");
     assert_eq!(checks[0]["target"], "hv02");
     assert_eq!(checks[0]["args"]["vm"], "web-01");
-    assert_eq!(fake.requests_for("hv_job").len(), 1, "the lost job is not asked for again");
+    assert_eq!(
+        fake.requests_for("hv_job").len(),
+        1,
+        "the lost job is not asked for again"
+    );
 }
 
 #[tokio::test]
@@ -326,7 +365,10 @@ async fn a_move_that_ends_with_the_vm_still_on_its_source_is_retryable() {
         ]
     }));
     let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
-    let job = p.start_move(&mv("web-01", "hv01", "hv02")).await.expect("started");
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
     let e = p.wait_job(&job).await.expect_err("stayed");
     assert_eq!(e.class, ErrorClass::Retryable);
     assert!(e.message.contains("still on hv01"), "{}", e.message);
@@ -336,7 +378,9 @@ async fn a_move_that_ends_with_the_vm_still_on_its_source_is_retryable() {
 async fn adapter_changes_send_every_acl_field() {
     let fake = Fake::new(json!({}));
     let p = fake.hyperv(&["hv01"], Transport::Local);
-    p.add_acl("web-01", "Network Adapter", &acl()).await.expect("add");
+    p.add_acl("web-01", "Network Adapter", &acl())
+        .await
+        .expect("add");
     let mut any = acl();
     any.remote_address = AddressMatch::Any;
     any.local_port = PortMatch::Any;
@@ -344,10 +388,18 @@ async fn adapter_changes_send_every_acl_field() {
     any.protocol = ProtocolMatch::Any;
     any.direction = Direction::Outbound;
     any.action = AclAction::Deny;
-    p.add_acl("web-01", "Network Adapter", &any).await.expect("add");
-    p.remove_acl("web-01", "Network Adapter", Direction::Outbound, 20).await.expect("remove");
-    p.connect_adapter("web-01", "Network Adapter", "Prod", Some("ignored")).await.expect("connect");
-    p.set_vlan("web-01", "Network Adapter", 42).await.expect("vlan");
+    p.add_acl("web-01", "Network Adapter", &any)
+        .await
+        .expect("add");
+    p.remove_acl("web-01", "Network Adapter", Direction::Outbound, 20)
+        .await
+        .expect("remove");
+    p.connect_adapter("web-01", "Network Adapter", "Prod", Some("ignored"))
+        .await
+        .expect("connect");
+    p.set_vlan("web-01", "Network Adapter", 42)
+        .await
+        .expect("vlan");
     let adds = fake.requests_for("hv_add_acl");
     assert_eq!(
         adds[0]["args"]["acl"],
@@ -362,7 +414,10 @@ async fn adapter_changes_send_every_acl_field() {
     assert_eq!(adds[0]["args"]["adapter"], "Network Adapter");
     assert_eq!(adds[0]["target"], "hv01");
     let a = &adds[1]["args"]["acl"];
-    assert_eq!((a["action"].clone(), a["direction"].clone()), (json!("Deny"), json!("Outbound")));
+    assert_eq!(
+        (a["action"].clone(), a["direction"].clone()),
+        (json!("Deny"), json!("Outbound"))
+    );
     for k in ["remoteIPAddress", "localPort", "remotePort", "protocol"] {
         assert_eq!(a[k], Value::Null, "ANY is left out ({k})");
     }
@@ -391,7 +446,9 @@ async fn a_vm_that_moved_is_found_again_before_its_adapter_is_changed() {
         ]
     }));
     let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
-    p.set_vlan("web-01", "Network Adapter", 7).await.expect("found again");
+    p.set_vlan("web-01", "Network Adapter", 7)
+        .await
+        .expect("found again");
     let sets = fake.requests_for("hv_set_vlan");
     assert_eq!(sets[0]["target"], "hv01");
     assert_eq!(sets[1]["target"], "hv02");
@@ -421,8 +478,12 @@ async fn names_reach_the_shell_as_data_and_never_change_the_scripts() {
         let fake = Fake::new(json!({"hv_move": {"reply": {"kind": "job", "jobId": 1}}}));
         let p = fake.hyperv(&["hv01"], Transport::WinRm);
         p.add_acl(name, name, &acl()).await.expect("add");
-        p.remove_acl(name, name, Direction::Inbound, 10).await.expect("remove");
-        p.connect_adapter(name, name, name, None).await.expect("connect");
+        p.remove_acl(name, name, Direction::Inbound, 10)
+            .await
+            .expect("remove");
+        p.connect_adapter(name, name, name, None)
+            .await
+            .expect("connect");
         p.set_vlan(name, name, 10).await.expect("vlan");
         p.start_move(&mv(name, "hv01", name)).await.expect("move");
         p.close().await.expect("close");
@@ -430,9 +491,17 @@ async fn names_reach_the_shell_as_data_and_never_change_the_scripts() {
         // The script texts the shell received are exactly the embedded ones.
         let hello = fake.hellos().pop().expect("hello");
         for s in scripts::HYPERV {
-            assert_eq!(hello["scripts"][s.name].as_str(), Some(s.text), "{}", s.name);
+            assert_eq!(
+                hello["scripts"][s.name].as_str(),
+                Some(s.text),
+                "{}",
+                s.name
+            );
         }
-        assert_eq!(hello["scripts"].as_object().unwrap().len(), scripts::HYPERV.len());
+        assert_eq!(
+            hello["scripts"].as_object().unwrap().len(),
+            scripts::HYPERV.len()
+        );
         hellos.push(hello["scripts"].clone());
 
         // Each request is one ASCII line holding the name only as a value.
@@ -461,7 +530,10 @@ async fn names_reach_the_shell_as_data_and_never_change_the_scripts() {
             }
         }
     }
-    assert!(hellos.windows(2).all(|w| w[0] == w[1]), "scripts identical whatever the names");
+    assert!(
+        hellos.windows(2).all(|w| w[0] == w[1]),
+        "scripts identical whatever the names"
+    );
 }
 
 #[tokio::test]
@@ -478,7 +550,12 @@ async fn vmm_names_are_data_too() {
         p.close().await.expect("close");
         let hello = fake.hellos().pop().expect("hello");
         for s in scripts::SCVMM {
-            assert_eq!(hello["scripts"][s.name].as_str(), Some(s.text), "{}", s.name);
+            assert_eq!(
+                hello["scripts"][s.name].as_str(),
+                Some(s.text),
+                "{}",
+                s.name
+            );
         }
         for r in fake.requests() {
             assert_eq!(r["args"]["vm"], *name, "{r}");
@@ -513,17 +590,28 @@ async fn vmm_observe_joins_vmm_and_the_hosts() {
     assert_eq!(web.adapters[0].name, "Network Adapter");
     assert_eq!(web.adapters[0].vm_network.as_deref(), Some("Prod-10"));
     assert_eq!(web.adapters[0].acls.len(), 4);
-    assert_eq!(observed.vms["far-01"].operation, Some(berth::spec::VmOperation::Migrating));
+    assert_eq!(
+        observed.vms["far-01"].operation,
+        Some(berth::spec::VmOperation::Migrating)
+    );
     let vmm = fake.requests_for("scvmm_observe");
-    assert_eq!(vmm[0]["target"], Value::Null, "local transport: VMM cmdlets run here");
+    assert_eq!(
+        vmm[0]["target"],
+        Value::Null,
+        "local transport: VMM cmdlets run here"
+    );
     assert_eq!(vmm[0]["args"]["server"], "vmm01");
     let hosts = fake.requests_for("hv_observe");
     assert_eq!(hosts.len(), 1, "a host VMM cannot reach is not asked");
     assert_eq!(hosts[0]["target"], "hv01.contoso.com");
 
-    p.connect_adapter("web-01", "Network Adapter", "Prod", Some("Prod-10")).await.expect("connect");
+    p.connect_adapter("web-01", "Network Adapter", "Prod", Some("Prod-10"))
+        .await
+        .expect("connect");
     p.set_vlan("web-01", "Backup", 20).await.expect("vlan");
-    p.add_acl("web-01", "Network Adapter", &acl()).await.expect("acl");
+    p.add_acl("web-01", "Network Adapter", &acl())
+        .await
+        .expect("acl");
     assert_eq!(
         fake.requests_for("scvmm_connect")[0]["args"],
         json!({"vm": "web-01", "adapterId": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", "switch": "Prod", "vmNetwork": "Prod-10", "server": "vmm01"})
@@ -532,7 +620,10 @@ async fn vmm_observe_joins_vmm_and_the_hosts() {
         fake.requests_for("scvmm_set_vlan")[0]["args"]["adapterId"],
         "8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a"
     );
-    assert_eq!(fake.requests_for("hv_add_acl")[0]["target"], "hv01.contoso.com");
+    assert_eq!(
+        fake.requests_for("hv_add_acl")[0]["target"],
+        "hv01.contoso.com"
+    );
 }
 
 #[tokio::test]
@@ -556,15 +647,24 @@ async fn a_vmm_move_is_a_vmm_job_followed_to_its_end() {
     }));
     let p = fake.scvmm(Transport::Local);
     p.observe().await.expect("observe");
-    let job = p.start_move(&mv("db-01", "hv01", "hv02")).await.expect("started");
+    let job = p
+        .start_move(&mv("db-01", "hv01", "hv02"))
+        .await
+        .expect("started");
     assert_eq!(job.0, "scvmm:5c6d7e8f-0000-4000-8000-000000000001");
     p.wait_job(&job).await.expect("completed");
     let args = &fake.requests_for("scvmm_move")[0]["args"];
-    assert_eq!(args["to"], "hv02.contoso.com", "VMM's name for the destination");
+    assert_eq!(
+        args["to"], "hv02.contoso.com",
+        "VMM's name for the destination"
+    );
     assert_eq!(args["path"], "C:\\ClusterStorage\\Volume1");
     let polls = fake.requests_for("scvmm_job");
     assert_eq!(polls.len(), 2);
-    assert_eq!(polls[0]["args"]["vm"], "db-01", "so a MigrationFailed state can be dismissed");
+    assert_eq!(
+        polls[0]["args"]["vm"], "db-01",
+        "so a MigrationFailed state can be dismissed"
+    );
 }
 
 #[tokio::test]
@@ -578,8 +678,15 @@ async fn a_failed_vmm_job_is_classified_by_its_error() {
         }}
     }));
     let p = fake.scvmm(Transport::Local);
-    let job = p.start_move(&mv("web-01", "hv01", "hv02")).await.expect("started");
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
     let e = p.wait_job(&job).await.expect_err("failed");
     assert_eq!(e.class, ErrorClass::Permanent);
-    assert!(e.message.contains("processor compatibility"), "{}", e.message);
+    assert!(
+        e.message.contains("processor compatibility"),
+        "{}",
+        e.message
+    );
 }

@@ -1725,3 +1725,53 @@ fn a_valid_multi_file_directory_loads() {
     assert_eq!(by_file.hosts, d.hosts);
     assert_eq!(by_file.vms, d.vms);
 }
+
+#[test]
+fn hyperv_storage_paths_per_host() {
+    let docs = Docs::new();
+    let text = r#"
+        apiVersion: berth/v1
+        kind: Controller
+        spec:
+          provider:
+            hyperv:
+              hosts: [hv01, hv02]
+              transport: winrm
+              destinationStoragePath: 'D:\VMs'
+              destinationStoragePaths:
+                hv02: 'E:\Hyper-V'
+        "#;
+    docs.write("controller.yaml", text);
+    let d = docs.ok();
+    match d.controller.expect("a Controller").provider {
+        ProviderSpec::HyperV(h) => {
+            assert_eq!(h.hosts, ["hv01", "hv02"]);
+            assert_eq!(h.destination_storage_path.as_deref(), Some("D:\\VMs"));
+            assert_eq!(h.destination_storage_paths["hv02"], "E:\\Hyper-V");
+            assert_eq!(h.shell.transport, berth::spec::Transport::WinRm);
+        }
+        other => panic!("expected hyperv, got {other:?}"),
+    }
+
+    let docs = Docs::new();
+    let text = r#"
+        apiVersion: berth/v1
+        kind: Controller
+        spec:
+          provider:
+            hyperv:
+              hosts: [hv01]
+              destinationStoragePaths:
+                hv09: 'E:\VMs'
+        "#;
+    docs.write("controller.yaml", text);
+    let e = docs.err();
+    let (line, col) = pos(text, "'E:\\VMs'");
+    expect_at(
+        &e,
+        "controller.yaml",
+        line,
+        col,
+        "`hv09` is not one of `hosts`",
+    );
+}

@@ -935,9 +935,16 @@ impl Provider for HyperV {
         if views.is_empty()
             && let Some((host, first)) = failures.first()
         {
-            let mut message = format!("cannot observe {host}: {}", first.message);
+            let label = |h: &str| {
+                if h.is_empty() {
+                    "the local host".to_string()
+                } else {
+                    h.to_string()
+                }
+            };
+            let mut message = format!("cannot observe {}: {}", label(host), first.message);
             for (h, e) in failures.iter().skip(1) {
-                message.push_str(&format!("; {h}: {}", e.message));
+                message.push_str(&format!("; {}: {}", label(h), e.message));
             }
             return Err(ProviderError::new(first.class, message));
         }

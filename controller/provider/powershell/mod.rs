@@ -751,11 +751,11 @@ impl Session {
             return Err(PsError::UnknownScript(script.to_string()));
         }
         let mut state = self.state.lock().await;
-        if state.process.as_ref().is_some_and(|p| p.torn_write) {
-            if let Some(p) = state.process.take() {
-                tracing::debug!("discarding a PowerShell session left mid-request");
-                p.kill().await;
-            }
+        if state.process.as_ref().is_some_and(|p| p.torn_write)
+            && let Some(p) = state.process.take()
+        {
+            tracing::debug!("discarding a PowerShell session left mid-request");
+            p.kill().await;
         }
         if let Some(g) = only_in
             && state.process.as_ref().map(|p| p.generation) != Some(g)
@@ -770,10 +770,10 @@ impl Session {
         match outcome {
             Ok(Ok(value)) => Ok((Some(value), generation)),
             Ok(Err(e)) => {
-                if !matches!(e, PsError::Remote { .. }) {
-                    if let Some(p) = state.process.take() {
-                        p.kill().await;
-                    }
+                if !matches!(e, PsError::Remote { .. })
+                    && let Some(p) = state.process.take()
+                {
+                    p.kill().await;
                 }
                 Err(e)
             }
