@@ -1783,3 +1783,53 @@ fn every_structural_problem_of_a_document_is_reported_at_once() {
     expect_at(&e, "typos.yaml", 15, 7, "missing field `name`");
     insta::assert_snapshot!(docs.render(&e));
 }
+
+#[test]
+fn hyperv_storage_paths_per_host() {
+    let docs = Docs::new();
+    let text = r#"
+        apiVersion: berth/v1
+        kind: Controller
+        spec:
+          provider:
+            hyperv:
+              hosts: [hv01, hv02]
+              transport: winrm
+              destinationStoragePath: 'D:\VMs'
+              destinationStoragePaths:
+                hv02: 'E:\Hyper-V'
+        "#;
+    docs.write("controller.yaml", text);
+    let d = docs.ok();
+    match d.controller.expect("a Controller").provider {
+        ProviderSpec::HyperV(h) => {
+            assert_eq!(h.hosts, ["hv01", "hv02"]);
+            assert_eq!(h.destination_storage_path.as_deref(), Some("D:\\VMs"));
+            assert_eq!(h.destination_storage_paths["hv02"], "E:\\Hyper-V");
+            assert_eq!(h.shell.transport, berth::spec::Transport::WinRm);
+        }
+        other => panic!("expected hyperv, got {other:?}"),
+    }
+
+    let docs = Docs::new();
+    let text = r#"
+        apiVersion: berth/v1
+        kind: Controller
+        spec:
+          provider:
+            hyperv:
+              hosts: [hv01]
+              destinationStoragePaths:
+                hv09: 'E:\VMs'
+        "#;
+    docs.write("controller.yaml", text);
+    let e = docs.err();
+    let (line, col) = pos(text, "'E:\\VMs'");
+    expect_at(
+        &e,
+        "controller.yaml",
+        line,
+        col,
+        "`hv09` is not one of `hosts`",
+    );
+}

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::provider::Provider;
+use crate::provider::hyperv::HyperV;
+use crate::provider::scvmm::Scvmm;
 use crate::provider::sim::Sim;
 use crate::spec::{Desired, ProviderSpec};
 
@@ -88,12 +90,8 @@ pub fn open(choice: &Choice) -> Result<Arc<dyn Provider>, String> {
             }
             Err(e) => Err(e.to_string()),
         },
-        Choice::Real(ProviderSpec::HyperV(_)) => {
-            Err("the Hyper-V backend is not available in this build yet".into())
-        }
-        Choice::Real(ProviderSpec::Scvmm(_)) => {
-            Err("the SCVMM backend is not available in this build yet".into())
-        }
+        Choice::Real(ProviderSpec::HyperV(settings)) => Ok(Arc::new(HyperV::new(settings.clone()))),
+        Choice::Real(ProviderSpec::Scvmm(settings)) => Ok(Arc::new(Scvmm::new(settings.clone()))),
         Choice::Real(ProviderSpec::Sim { fleet }) => open(&Choice::Sim(fleet.clone())),
     }
 }

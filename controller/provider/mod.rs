@@ -7,6 +7,10 @@
 //! Backends: the built-in simulator ([`sim`]), read-only snapshots written by
 //! `berth observe` ([`snapshot`]), and real Hyper-V and SCVMM.
 
+pub mod hyperv;
+pub mod json;
+pub mod powershell;
+pub mod scvmm;
 pub mod sim;
 pub mod snapshot;
 

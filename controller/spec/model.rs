@@ -341,6 +341,9 @@ pub struct HyperVSettings {
     pub hosts: Vec<String>,
     /// Destination storage path for shared-nothing moves.
     pub destination_storage_path: Option<String>,
+    /// Per destination host, a storage path that replaces
+    /// `destination_storage_path` for moves to that host.
+    pub destination_storage_paths: BTreeMap<String, String>,
     /// PowerShell settings.
     pub shell: ShellSettings,
 }
@@ -350,6 +353,9 @@ pub struct HyperVSettings {
 pub struct ScvmmSettings {
     /// VMM management server.
     pub server: String,
+    /// Destination path for moves between hosts without shared storage
+    /// (`Move-SCVirtualMachine -Path`).
+    pub destination_storage_path: Option<String>,
     /// PowerShell settings.
     pub shell: ShellSettings,
 }

@@ -7,6 +7,7 @@
 //! serialize, which is how `berth observe` writes a Placement document.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -373,9 +374,15 @@ pub struct HyperVRaw {
     /// Hosts to manage (names reachable through the transport).
     #[serde(default)]
     pub hosts: Vec<Sp<String>>,
-    /// Destination storage path for shared-nothing moves.
+    /// Destination storage path for shared-nothing moves (`Move-VM
+    /// -IncludeStorage -DestinationStoragePath`); omitted: the VM's storage
+    /// stays where it is (shared storage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_storage_path: Option<Sp<String>>,
+    /// Per destination host, a storage path that replaces
+    /// `destinationStoragePath` for moves to that host (`{hv02: 'D:\VMs'}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub destination_storage_paths: BTreeMap<String, Sp<String>>,
     /// `local`, `winrm` or `ssh` (default `local`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["local", "winrm", "ssh"]))]
@@ -394,6 +401,10 @@ pub struct HyperVRaw {
 pub struct ScvmmRaw {
     /// The VMM management server.
     pub server: Sp<String>,
+    /// Destination path for moves between hosts without shared storage
+    /// (`Move-SCVirtualMachine -Path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_storage_path: Option<Sp<String>>,
     /// `local`, `winrm` or `ssh` (default `local`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["local", "winrm", "ssh"]))]

@@ -240,12 +240,33 @@ impl Validator {
                 .iter()
                 .filter_map(|n| name(ctx, n, "host", sink))
                 .collect();
+            let mut destination_storage_paths = std::collections::BTreeMap::new();
+            for (host, path) in &h.destination_storage_paths {
+                if path.value.trim().is_empty() {
+                    sink.error(
+                        ctx.at(path),
+                        format!("the storage path for `{host}` is empty"),
+                    );
+                    continue;
+                }
+                if !h.hosts.is_empty() && !h.hosts.iter().any(|n| &n.value == host) {
+                    sink.push(
+                        Diagnostic::new(ctx.at(path), format!("`{host}` is not one of `hosts`"))
+                            .with_help(
+                                "destinationStoragePaths is keyed by the names listed in `hosts`",
+                            ),
+                    );
+                    continue;
+                }
+                destination_storage_paths.insert(host.clone(), path.value.clone());
+            }
             ProviderSpec::HyperV(HyperVSettings {
                 hosts,
                 destination_storage_path: h
                     .destination_storage_path
                     .as_ref()
                     .map(|p| p.value.clone()),
+                destination_storage_paths,
                 shell: shell_settings(ctx, &h.transport, &h.shell, &h.call_timeout, sink),
             })
         } else if let Some(s) = &p.scvmm {
@@ -254,6 +275,10 @@ impl Validator {
             };
             ProviderSpec::Scvmm(ScvmmSettings {
                 server,
+                destination_storage_path: s
+                    .destination_storage_path
+                    .as_ref()
+                    .map(|p| p.value.clone()),
                 shell: shell_settings(ctx, &s.transport, &s.shell, &s.call_timeout, sink),
             })
         } else {
