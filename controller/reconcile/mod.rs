@@ -168,6 +168,13 @@ pub struct PassReport {
 pub enum Notice {
     /// A pass ended (after the status file was written).
     Pass(Box<PassReport>),
+    /// The documents were read again because their bytes changed.
+    Spec {
+        /// They are valid (else the last valid spec stays in force).
+        valid: bool,
+        /// They want something different from the spec in force until now.
+        changed: bool,
+    },
     /// The executor reported progress.
     Exec(Event),
 }
@@ -605,7 +612,6 @@ impl Reconciler {
                 Action::Requeue(interval),
             )
         } else {
-            self.start_job(desired.clone(), &plan);
             (
                 Outcome::Started {
                     actions: changes,
@@ -614,11 +620,16 @@ impl Reconciler {
                 Action::AwaitJob,
             )
         };
+        // The conditions go in before the job starts: its first events
+        // (on another thread) must land on top of them, not under them.
         let mut live = self.live.lock();
         live.vms = vms;
         live.suspended = suspended;
         drop(live);
         self.metrics.set_suspended(suspended);
+        if decision.1 == Action::AwaitJob {
+            self.start_job(desired, &plan);
+        }
         decision
     }
 
@@ -723,6 +734,20 @@ impl Reconciler {
     /// Reads the files again; keeps the last valid spec in force when they
     /// are invalid, empty or gone.
     fn reload_spec(&mut self) -> SpecChange {
+        let fingerprint = self.spec.fingerprint;
+        let change = self.read_spec();
+        if self.spec.fingerprint != fingerprint
+            && let Some(f) = &self.notices
+        {
+            f(&Notice::Spec {
+                valid: change != SpecChange::Invalid,
+                changed: change == SpecChange::Changed,
+            });
+        }
+        change
+    }
+
+    fn read_spec(&mut self) -> SpecChange {
         let dir = &self.settings.dir;
         let fp = fingerprint(dir);
         if self.spec.fingerprint == Some(fp) {
@@ -847,6 +872,7 @@ fn counts_text(counts: &[u64; 6]) -> String {
 fn log_pass(r: &PassReport) {
     let took = format!("{:.1} ms", r.elapsed.as_secs_f64() * 1000.0);
     let next = match r.next {
+        _ if r.trigger == Trigger::Final => "exiting".to_string(),
         Action::Requeue(d) => format!("next pass in {}", human_seconds(d.as_secs_f64())),
         Action::AwaitJob => "next pass when the job ends".to_string(),
     };
