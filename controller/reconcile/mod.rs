@@ -28,6 +28,7 @@ pub mod watcher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ use tokio::time::Instant;
 
 use crate::execute::{self, Control, Event, ExecError, Observer, Options, Report, RunningJob};
 use crate::plan;
-use crate::provider::Provider;
+use crate::provider::{Observed, Provider};
 use crate::spec::{self, Desired, human_seconds};
 
 pub use metrics::Metrics;
@@ -258,6 +259,18 @@ enum SpecChange {
 struct Live {
     status: Mutex<Status>,
     changed: Notify,
+    /// The VM conditions differ from the last pass's (a job's events
+    /// changed them, or the pass computed new ones).
+    touched: AtomicBool,
+}
+
+/// The last pass's plan and conditions, and what they were computed from.
+struct Memo {
+    desired: Arc<Desired>,
+    holds: BTreeMap<String, String>,
+    observed: Observed,
+    plan: plan::Plan,
+    conditions: BTreeMap<String, VmStatus>,
 }
 
 impl Live {
@@ -295,6 +308,7 @@ pub struct Reconciler {
     job_tx: mpsc::UnboundedSender<JobResult>,
     job_rx: Option<mpsc::UnboundedReceiver<JobResult>>,
     last_write: Option<Instant>,
+    memo: Option<Memo>,
 }
 
 impl Reconciler {
@@ -318,6 +332,7 @@ impl Reconciler {
             job_tx,
             job_rx: Some(job_rx),
             last_write: None,
+            memo: None,
         }
     }
 
@@ -512,6 +527,7 @@ impl Reconciler {
         let (outcome, next) = match self.spec.desired.clone() {
             None => {
                 self.live.lock().vms.clear();
+                self.live.touched.store(true, Ordering::SeqCst);
                 (Outcome::NoSpec, Action::Requeue(self.interval()))
             }
             Some(desired) => self.observe_and_decide(desired, trigger).await,
@@ -558,9 +574,35 @@ impl Reconciler {
             }
         };
         self.provider_up();
-        let plan = plan::plan_with_holds(&desired, &observed, &self.holds);
+        // The plan and the conditions are pure functions of the spec, the
+        // holds and the observation: when none of them changed since the
+        // last pass (a quiet resync), the last ones are reused.
+        let memo = match self.memo.take() {
+            Some(m)
+                if Arc::ptr_eq(&m.desired, &desired)
+                    && m.holds == self.holds
+                    && m.observed.hosts == observed.hosts
+                    && m.observed.vms == observed.vms =>
+            {
+                m
+            }
+            _ => {
+                let plan = plan::plan_with_holds(&desired, &observed, &self.holds);
+                let conditions =
+                    status::conditions(&desired, &observed, &plan, desired.policy.suspend);
+                self.live.touched.store(true, Ordering::SeqCst);
+                Memo {
+                    desired: desired.clone(),
+                    holds: self.holds.clone(),
+                    observed,
+                    plan,
+                    conditions,
+                }
+            }
+        };
+        let plan = &memo.plan;
         let suspended = desired.policy.suspend;
-        let mut vms = status::conditions(&desired, &observed, &plan, suspended);
+        let mut refused_vms = None;
         let interval = self.interval();
         let changes = plan.actions.len();
         let limit = desired.policy.max_moves_per_apply;
@@ -596,6 +638,7 @@ impl Reconciler {
                 plan.moves()
             );
             tracing::error!("{why}; raise the limit or split the change; nothing was moved");
+            let mut vms = memo.conditions.clone();
             for a in plan.actions.iter().filter(|a| a.kind.is_move()) {
                 if let Some(vm) = vms.get_mut(a.kind.vm()) {
                     vm.reason = Some(format!(
@@ -604,6 +647,7 @@ impl Reconciler {
                     ));
                 }
             }
+            refused_vms = Some(vms);
             (
                 Outcome::Refused {
                     moves: plan.moves(),
@@ -622,14 +666,23 @@ impl Reconciler {
         };
         // The conditions go in before the job starts: its first events
         // (on another thread) must land on top of them, not under them.
+        // Unless a job's events changed them since, they are already there.
+        let refused = refused_vms.is_some();
         let mut live = self.live.lock();
-        live.vms = vms;
+        if let Some(vms) = refused_vms {
+            live.vms = vms;
+        } else if self.live.touched.swap(false, Ordering::SeqCst) {
+            live.vms = memo.conditions.clone();
+        }
         live.suspended = suspended;
         drop(live);
+        // A refusal's reasons are not the memo's: write the memo's next time.
+        self.live.touched.store(refused, Ordering::SeqCst);
         self.metrics.set_suspended(suspended);
         if decision.1 == Action::AwaitJob {
-            self.start_job(desired, &plan);
+            self.start_job(desired, &memo.plan);
         }
+        self.memo = Some(memo);
         decision
     }
 
@@ -1152,6 +1205,7 @@ impl Observer for JobObserver {
                 Event::AdapterFixed { .. } | Event::Replanning { .. } => {}
             }
         }
+        self.live.touched.store(true, Ordering::SeqCst);
         self.live.changed.notify_one();
         if let Some(f) = &self.notices {
             f(&Notice::Exec(event.clone()));
