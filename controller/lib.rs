@@ -9,4 +9,5 @@ pub mod cli;
 pub mod execute;
 pub mod plan;
 pub mod provider;
+pub mod reconcile;
 pub mod spec;

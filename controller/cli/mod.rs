@@ -8,6 +8,7 @@ pub mod apply;
 pub mod backend;
 pub mod plan_output;
 pub mod render;
+pub mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -83,6 +84,32 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         output: PlanFormat,
     },
+    /// Keep the fleet converged as the documents in DIR change (runs until SIGTERM or Ctrl-C).
+    Watch {
+        /// The directory of documents (kept current by a git sync, for example).
+        dir: PathBuf,
+        /// Provider: `sim:FLEET`, `hyperv` or `scvmm` (default: the Controller document).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Full re-check period (replaces the Controller's resyncInterval), e.g. `60s`.
+        #[arg(long, value_parser = watch::parse_duration_flag)]
+        interval: Option<std::time::Duration>,
+        /// Keep this JSON file current with each VM's condition (replaced atomically).
+        #[arg(long)]
+        status_file: Option<PathBuf>,
+        /// Serve /metrics (Prometheus) and /healthz on this address, e.g. `127.0.0.1:9184`.
+        #[arg(long)]
+        metrics_addr: Option<String>,
+        /// Log format (to stderr; the level comes from RUST_LOG, default `info`).
+        #[arg(long, value_enum, default_value_t = watch::LogFormat::Text)]
+        log_format: watch::LogFormat,
+        /// Quiet time that ends a burst of file changes (a save, a git pull).
+        #[arg(long, value_parser = watch::parse_duration_flag, default_value = "100ms")]
+        debounce: std::time::Duration,
+        /// Longest wait for running migrations on SIGTERM or Ctrl-C.
+        #[arg(long, value_parser = watch::parse_duration_flag, default_value = "5m")]
+        shutdown_timeout: std::time::Duration,
+    },
     /// Print the fleet as it is now, as a Placement document.
     Observe {
         /// Provider: `sim:FLEET`, `hyperv` or `scvmm`.
@@ -146,6 +173,25 @@ pub fn run(cli: Cli) -> u8 {
         Command::Validate { paths } => validate(&paths),
         Command::Schema { out } => schema(out),
         Command::Observe { provider, paths } => observe(provider.as_deref(), &paths),
+        Command::Watch {
+            dir,
+            provider,
+            interval,
+            status_file,
+            metrics_addr,
+            log_format,
+            debounce,
+            shutdown_timeout,
+        } => watch::run(watch::WatchArgs {
+            dir,
+            provider,
+            interval,
+            status_file,
+            metrics_addr,
+            log_format,
+            debounce,
+            shutdown_timeout,
+        }),
         Command::Apply {
             paths,
             provider,

@@ -1,0 +1,1281 @@
+//! The reconcile loop of `berth watch`: level-triggered passes, for ever.
+//!
+//! A pass loads the documents (keeping the last valid spec when the new one
+//! is invalid, empty or gone), observes the fleet, plans, writes the status
+//! file, and decides what happens next, in the spirit of kube-runtime's
+//! `reconcile -> Action`: either the plan is handed to the executor
+//! ([`Action::AwaitJob`]) or the loop sleeps until the next pass is due
+//! ([`Action::Requeue`]). A pass never relies on what woke it: every pass
+//! starts from the files and a fresh observation. What woke it only limits
+//! what it may do; the pass right after a job reports and does not start
+//! another job at once, so a move that keeps failing cannot spin the loop.
+//!
+//! Passes are woken by file changes ([`watcher`]), by the resync timer
+//! (`--interval`, else the Controller's `resyncInterval`, else 60 s), by the
+//! end of each executor job, and by retries after the provider failed
+//! (exponential backoff up to five minutes).
+//!
+//! The executor ([`execute::converge`]) runs as a task with its own
+//! [`Control`]. A new valid spec while it runs stops it from starting moves;
+//! running moves finish, then the next pass plans the rest from the new
+//! spec. Shutdown does the same, bounded by a timeout, and writes the final
+//! status.
+
+pub mod metrics;
+pub mod status;
+pub mod watcher;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::execute::{self, Control, Event, ExecError, Observer, Options, Report, RunningJob};
+use crate::plan;
+use crate::provider::{Observed, Provider};
+use crate::spec::{self, Desired, human_seconds};
+
+pub use metrics::Metrics;
+pub use status::{Condition, Status, VmStatus};
+
+/// Resync interval when neither `--interval` nor a Controller says one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a move started by someone else is looked at again.
+const IN_FLIGHT_POLL: Duration = Duration::from_secs(15);
+
+/// What wakes the loop from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Documents below the directory changed.
+    FilesChanged,
+    /// Stop: start no more moves, let running ones finish, write the final status.
+    Shutdown,
+}
+
+/// Why a pass ran. It limits what the pass may start, never what it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The first pass.
+    Startup,
+    /// Documents changed.
+    Files,
+    /// The resync timer.
+    Resync,
+    /// A retry after the provider could not be reached.
+    Retry,
+    /// The executor's job ended; this pass reports and starts nothing.
+    JobEnded,
+    /// The job was stopped for a new spec; this pass plans the rest.
+    SpecChanged,
+    /// The last pass before exiting; it reports and starts nothing.
+    Final,
+}
+
+impl Trigger {
+    fn name(self) -> &'static str {
+        match self {
+            Trigger::Startup => "startup",
+            Trigger::Files => "files",
+            Trigger::Resync => "resync",
+            Trigger::Retry => "retry",
+            Trigger::JobEnded => "job-ended",
+            Trigger::SpecChanged => "spec-changed",
+            Trigger::Final => "final",
+        }
+    }
+
+    /// Whether a pass with this trigger may hand work to the executor.
+    fn may_act(self) -> bool {
+        !matches!(self, Trigger::JobEnded | Trigger::Final)
+    }
+}
+
+/// What a pass decided should happen next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Run the next pass after this long (unless something wakes it sooner).
+    Requeue(Duration),
+    /// A job is running; the next pass runs when it ends.
+    AwaitJob,
+}
+
+/// What a pass found and did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// No valid spec has been loaded yet; nothing was observed.
+    NoSpec,
+    /// The provider could not be reached.
+    ProviderDown,
+    /// Nothing to do.
+    InSync,
+    /// The plan was handed to the executor.
+    Started {
+        /// Actions planned.
+        actions: usize,
+        /// Moves among them.
+        moves: usize,
+    },
+    /// `policy.suspend`: the changes were reported, not made.
+    Suspended {
+        /// Actions that would have been carried out.
+        changes: usize,
+    },
+    /// The plan moves more VMs than `policy.maxMovesPerApply`; nothing was started.
+    Refused {
+        /// Moves planned.
+        moves: usize,
+        /// The policy's limit.
+        limit: u32,
+    },
+    /// Work remains, but this pass may not start it (right after a job, or
+    /// while moves started elsewhere run); a later pass will.
+    Deferred {
+        /// Actions planned.
+        changes: usize,
+    },
+}
+
+/// One pass, for logs, tests and benchmarks.
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    /// Pass number, from 1.
+    pub number: u64,
+    /// What woke it.
+    pub trigger: Trigger,
+    /// What it found and did.
+    pub outcome: Outcome,
+    /// The spec error in force (the last valid spec is used meanwhile).
+    pub spec_error: Option<String>,
+    /// The provider error, when the provider could not be reached.
+    pub provider_error: Option<String>,
+    /// VMs by condition, in [`Condition::ALL`] order.
+    pub counts: [u64; 6],
+    /// The report of the job that ended just before this pass.
+    pub job: Option<Report>,
+    /// What happens next.
+    pub next: Action,
+    /// Wall time the pass took.
+    pub elapsed: Duration,
+}
+
+/// Something the loop reports to a subscriber (tests, benchmarks).
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A pass ended (after the status file was written).
+    Pass(Box<PassReport>),
+    /// The documents were read again because their bytes changed.
+    Spec {
+        /// They are valid (else the last valid spec stays in force).
+        valid: bool,
+        /// They want something different from the spec in force until now.
+        changed: bool,
+    },
+    /// The executor reported progress.
+    Exec(Event),
+}
+
+/// Receives [`Notice`]s; called on the loop's and the executor's tasks.
+pub type NoticeFn = Arc<dyn Fn(&Notice) + Send + Sync>;
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The directory of documents.
+    pub dir: PathBuf,
+    /// `--interval`: replaces the Controller's `resyncInterval`.
+    pub interval: Option<Duration>,
+    /// `--status-file`.
+    pub status_file: Option<PathBuf>,
+    /// Executor tunables.
+    pub exec: Options,
+    /// First retry delay after the provider failed.
+    pub retry_min: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Longest wait for one observation of the fleet.
+    pub observe_timeout: Duration,
+    /// Longest wait for running moves at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Shortest time between two status writes while moves run.
+    pub status_every: Duration,
+}
+
+impl Settings {
+    /// Defaults for a directory.
+    pub fn new(dir: impl Into<PathBuf>) -> Settings {
+        Settings {
+            dir: dir.into(),
+            interval: None,
+            status_file: None,
+            exec: Options::default(),
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            observe_timeout: Duration::from_secs(120),
+            shutdown_timeout: Duration::from_secs(300),
+            status_every: Duration::from_millis(250),
+        }
+    }
+}
+
+/// How a watch ended.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Passes run.
+    pub passes: u64,
+    /// Migrations still running when the shutdown timeout ran out.
+    pub abandoned: Vec<RunningJob>,
+}
+
+/// The last valid spec, and what the files hold now.
+#[derive(Default)]
+struct SpecState {
+    /// Fingerprint of the files last read (valid or not).
+    fingerprint: Option<u64>,
+    /// The last valid spec: the one in force.
+    desired: Option<Arc<Desired>>,
+    /// Why the files on disk are not in force, while they are not.
+    error: Option<String>,
+}
+
+/// What reading the files again found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpecChange {
+    /// Nothing that changes the desired state.
+    Same,
+    /// A new valid desired state.
+    Changed,
+    /// An invalid one; the last valid stays in force.
+    Invalid,
+}
+
+/// The status shared between the loop and the executor's observer.
+#[derive(Default)]
+struct Live {
+    status: Mutex<Status>,
+    changed: Notify,
+    /// The VM conditions differ from the last pass's (a job's events
+    /// changed them, or the pass computed new ones).
+    touched: AtomicBool,
+}
+
+/// The last pass's plan and conditions, and what they were computed from.
+struct Memo {
+    desired: Arc<Desired>,
+    holds: BTreeMap<String, String>,
+    observed: Observed,
+    plan: plan::Plan,
+    conditions: BTreeMap<String, VmStatus>,
+}
+
+impl Live {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Job {
+    control: Arc<Control>,
+    /// Stopped for a new spec: plan again as soon as it ends.
+    restart: bool,
+}
+
+type JobResult = Result<Report, ExecError>;
+
+/// The loop's state.
+pub struct Reconciler {
+    settings: Settings,
+    provider: Arc<dyn Provider>,
+    metrics: Arc<Metrics>,
+    notices: Option<NoticeFn>,
+    spec: SpecState,
+    /// VMs the last job gave up on, and why; kept until the next resync or
+    /// spec change, so a move that failed for good is not retried at once.
+    holds: BTreeMap<String, String>,
+    live: Arc<Live>,
+    provider_error: Option<String>,
+    retry: Option<ExponentialBackoff>,
+    /// Delays between jobs while work remains after one.
+    after_job: Option<ExponentialBackoff>,
+    last_job: Option<Report>,
+    passes: u64,
+    job: Option<Job>,
+    job_tx: mpsc::UnboundedSender<JobResult>,
+    job_rx: Option<mpsc::UnboundedReceiver<JobResult>>,
+    last_write: Option<Instant>,
+    memo: Option<Memo>,
+}
+
+impl Reconciler {
+    /// A loop over `settings.dir` against an open provider.
+    pub fn new(settings: Settings, provider: Arc<dyn Provider>, metrics: Arc<Metrics>) -> Self {
+        let (job_tx, job_rx) = mpsc::unbounded_channel();
+        Reconciler {
+            settings,
+            provider,
+            metrics,
+            notices: None,
+            spec: SpecState::default(),
+            holds: BTreeMap::new(),
+            live: Arc::new(Live::default()),
+            provider_error: None,
+            retry: None,
+            after_job: None,
+            last_job: None,
+            passes: 0,
+            job: None,
+            job_tx,
+            job_rx: Some(job_rx),
+            last_write: None,
+            memo: None,
+        }
+    }
+
+    /// Sends every [`Notice`] to `f`.
+    pub fn with_notices(mut self, f: NoticeFn) -> Self {
+        self.notices = Some(f);
+        self
+    }
+
+    /// The status as last computed.
+    pub fn status(&self) -> Status {
+        self.live.lock().clone()
+    }
+
+    /// The resync interval in force.
+    pub fn interval(&self) -> Duration {
+        self.settings
+            .interval
+            .or_else(|| {
+                self.spec
+                    .desired
+                    .as_ref()
+                    .and_then(|d| d.controller.as_ref())
+                    .map(|c| c.resync_interval)
+            })
+            .unwrap_or(DEFAULT_INTERVAL)
+            .max(Duration::from_millis(100))
+    }
+
+    /// Runs until [`Signal::Shutdown`] (or until every sender is dropped),
+    /// then stops starting moves, waits for running ones (bounded by
+    /// `shutdown_timeout`), writes the final status and closes the provider.
+    pub async fn run(mut self, mut signals: mpsc::UnboundedReceiver<Signal>) -> Summary {
+        let mut job_rx = match self.job_rx.take() {
+            Some(rx) => rx,
+            None => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.job_tx = tx;
+                rx
+            }
+        };
+        let live = self.live.clone();
+        let report = self.pass(Trigger::Startup).await;
+        let mut wake_at = wake_at_of(report.next);
+        let mut flush_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                biased;
+                signal = signals.recv() => {
+                    let mut stop = signal != Some(Signal::FilesChanged);
+                    while let Ok(s) = signals.try_recv() {
+                        stop |= s == Signal::Shutdown;
+                    }
+                    if stop {
+                        break;
+                    }
+                    if self.job.is_some() {
+                        self.files_changed_during_job();
+                    } else {
+                        wake_at = wake_at_of(self.pass(Trigger::Files).await.next);
+                    }
+                }
+                Some(result) = job_rx.recv() => {
+                    let trigger = if self.job_ended(result) {
+                        Trigger::SpecChanged
+                    } else {
+                        Trigger::JobEnded
+                    };
+                    wake_at = wake_at_of(self.pass(trigger).await.next);
+                }
+                () = sleep_opt(wake_at), if self.job.is_none() && wake_at.is_some() => {
+                    let trigger = if self.provider_error.is_some() {
+                        Trigger::Retry
+                    } else {
+                        Trigger::Resync
+                    };
+                    wake_at = wake_at_of(self.pass(trigger).await.next);
+                }
+                () = live.changed.notified() => {
+                    let due = self.last_write.map(|t| t + self.settings.status_every);
+                    match due {
+                        Some(due) if due > Instant::now() => {
+                            flush_at.get_or_insert(due);
+                        }
+                        _ => {
+                            self.write_status();
+                            flush_at = None;
+                        }
+                    }
+                }
+                () = sleep_opt(flush_at), if flush_at.is_some() => {
+                    self.write_status();
+                    flush_at = None;
+                }
+            }
+        }
+        self.shutdown(&mut job_rx).await
+    }
+
+    /// Files changed while a job runs: a new valid spec stops the job from
+    /// starting moves (running ones finish); an invalid one is reported and
+    /// changes nothing.
+    fn files_changed_during_job(&mut self) {
+        match self.reload_spec() {
+            SpecChange::Changed => {
+                if let Some(job) = self.job.as_mut()
+                    && !job.restart
+                {
+                    let running = job.control.running_jobs().len();
+                    tracing::info!(
+                        "the spec changed: starting no more moves; {running} running migration{} finish first, then the rest is planned from the new spec",
+                        plural(running)
+                    );
+                    job.control.stop();
+                    job.restart = true;
+                }
+            }
+            SpecChange::Invalid | SpecChange::Same => {}
+        }
+        self.write_status();
+    }
+
+    /// Stops, waits for running moves (bounded), writes the final status.
+    async fn shutdown(mut self, job_rx: &mut mpsc::UnboundedReceiver<JobResult>) -> Summary {
+        let mut abandoned = Vec::new();
+        if let Some(control) = self.job.as_ref().map(|j| j.control.clone()) {
+            control.stop();
+            let running = control.running_jobs();
+            let timeout = self.settings.shutdown_timeout;
+            tracing::info!(
+                "stopping: starting no more moves; waiting up to {} for {} running migration{}",
+                human_seconds(timeout.as_secs_f64()),
+                running.len(),
+                plural(running.len())
+            );
+            let deadline = Instant::now() + timeout;
+            let live = self.live.clone();
+            loop {
+                tokio::select! {
+                    biased;
+                    result = job_rx.recv() => {
+                        if let Some(result) = result {
+                            self.job_ended(result);
+                        }
+                        break;
+                    }
+                    () = tokio::time::sleep_until(deadline) => {
+                        abandoned = control.running_jobs();
+                        for j in &abandoned {
+                            tracing::warn!(
+                                vm = %j.vm,
+                                "exiting while the migration {} -> {} (job {}) still runs on the hosts; the next start waits for it",
+                                j.from, j.to, j.job
+                            );
+                        }
+                        break;
+                    }
+                    () = live.changed.notified() => {
+                        self.write_status();
+                    }
+                }
+            }
+        }
+        let report = self.pass(Trigger::Final).await;
+        tracing::info!(
+            passes = self.passes,
+            "stopped; final status: {}",
+            counts_text(&report.counts)
+        );
+        if let Err(e) = self.provider.close().await {
+            tracing::warn!("closing the provider: {e}");
+        }
+        Summary {
+            passes: self.passes,
+            abandoned,
+        }
+    }
+
+    /// One pass: load, observe, plan, report, decide. Public for benchmarks.
+    pub async fn pass(&mut self, trigger: Trigger) -> PassReport {
+        let started = std::time::Instant::now();
+        self.passes += 1;
+        let change = self.reload_spec();
+        if change == SpecChange::Changed
+            || matches!(
+                trigger,
+                Trigger::Resync | Trigger::SpecChanged | Trigger::Startup
+            )
+        {
+            self.holds.clear();
+        }
+        let (outcome, next) = match self.spec.desired.clone() {
+            None => {
+                self.live.lock().vms.clear();
+                self.live.touched.store(true, Ordering::SeqCst);
+                (Outcome::NoSpec, Action::Requeue(self.interval()))
+            }
+            Some(desired) => self.observe_and_decide(desired, trigger).await,
+        };
+        let counts = self.write_status();
+        let elapsed = started.elapsed();
+        self.metrics.pass(elapsed.as_secs_f64());
+        let report = PassReport {
+            number: self.passes,
+            trigger,
+            outcome,
+            spec_error: self.spec.error.clone(),
+            provider_error: self.provider_error.clone(),
+            counts,
+            job: self.last_job.take(),
+            next,
+            elapsed,
+        };
+        log_pass(&report);
+        if let Some(f) = &self.notices {
+            f(&Notice::Pass(Box::new(report.clone())));
+        }
+        report
+    }
+
+    async fn observe_and_decide(
+        &mut self,
+        desired: Arc<Desired>,
+        trigger: Trigger,
+    ) -> (Outcome, Action) {
+        let observed = match tokio::time::timeout(
+            self.settings.observe_timeout,
+            self.provider.observe(),
+        )
+        .await
+        {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return self.provider_down(format!("cannot observe the fleet: {e}")),
+            Err(_) => {
+                return self.provider_down(format!(
+                    "cannot observe the fleet: no answer within {}",
+                    human_seconds(self.settings.observe_timeout.as_secs_f64())
+                ));
+            }
+        };
+        self.provider_up();
+        // The plan and the conditions are pure functions of the spec, the
+        // holds and the observation: when none of them changed since the
+        // last pass (a quiet resync), the last ones are reused.
+        let memo = match self.memo.take() {
+            Some(m)
+                if Arc::ptr_eq(&m.desired, &desired)
+                    && m.holds == self.holds
+                    && m.observed.hosts == observed.hosts
+                    && m.observed.vms == observed.vms =>
+            {
+                m
+            }
+            _ => {
+                let plan = plan::plan_with_holds(&desired, &observed, &self.holds);
+                let conditions =
+                    status::conditions(&desired, &observed, &plan, desired.policy.suspend);
+                self.live.touched.store(true, Ordering::SeqCst);
+                Memo {
+                    desired: desired.clone(),
+                    holds: self.holds.clone(),
+                    observed,
+                    plan,
+                    conditions,
+                }
+            }
+        };
+        let plan = &memo.plan;
+        let suspended = desired.policy.suspend;
+        let mut refused_vms = None;
+        let interval = self.interval();
+        let changes = plan.actions.len();
+        let limit = desired.policy.max_moves_per_apply;
+        let decision = if suspended {
+            self.after_job = None;
+            (Outcome::Suspended { changes }, Action::Requeue(interval))
+        } else if changes == 0 && plan.in_flight.is_empty() {
+            self.after_job = None;
+            (Outcome::InSync, Action::Requeue(interval))
+        } else if changes == 0 {
+            (
+                Outcome::Deferred { changes },
+                Action::Requeue(interval.min(IN_FLIGHT_POLL)),
+            )
+        } else if !trigger.may_act() {
+            let delay = self
+                .after_job
+                .get_or_insert_with(|| {
+                    ExponentialBuilder::new()
+                        .with_min_delay(Duration::from_secs(5))
+                        .with_max_delay(interval)
+                        .with_factor(2.0)
+                        .without_max_times()
+                        .build()
+                })
+                .next()
+                .unwrap_or(interval)
+                .min(interval);
+            (Outcome::Deferred { changes }, Action::Requeue(delay))
+        } else if plan.moves() > limit as usize {
+            let why = format!(
+                "not started: the plan has {} moves, more than policy.maxMovesPerApply ({limit})",
+                plan.moves()
+            );
+            tracing::error!("{why}; raise the limit or split the change; nothing was moved");
+            let mut vms = memo.conditions.clone();
+            for a in plan.actions.iter().filter(|a| a.kind.is_move()) {
+                if let Some(vm) = vms.get_mut(a.kind.vm()) {
+                    vm.reason = Some(format!(
+                        "{}; {why}",
+                        vm.reason.as_deref().unwrap_or("pending")
+                    ));
+                }
+            }
+            refused_vms = Some(vms);
+            (
+                Outcome::Refused {
+                    moves: plan.moves(),
+                    limit,
+                },
+                Action::Requeue(interval),
+            )
+        } else {
+            (
+                Outcome::Started {
+                    actions: changes,
+                    moves: plan.moves(),
+                },
+                Action::AwaitJob,
+            )
+        };
+        // The conditions go in before the job starts: its first events
+        // (on another thread) must land on top of them, not under them.
+        // Unless a job's events changed them since, they are already there.
+        let refused = refused_vms.is_some();
+        let mut live = self.live.lock();
+        if let Some(vms) = refused_vms {
+            live.vms = vms;
+        } else if self.live.touched.swap(false, Ordering::SeqCst) {
+            live.vms = memo.conditions.clone();
+        }
+        live.suspended = suspended;
+        drop(live);
+        // A refusal's reasons are not the memo's: write the memo's next time.
+        self.live.touched.store(refused, Ordering::SeqCst);
+        self.metrics.set_suspended(suspended);
+        if decision.1 == Action::AwaitJob {
+            self.start_job(desired, &memo.plan);
+        }
+        self.memo = Some(memo);
+        decision
+    }
+
+    fn provider_down(&mut self, message: String) -> (Outcome, Action) {
+        let delay = self
+            .retry
+            .get_or_insert_with(|| {
+                ExponentialBuilder::new()
+                    .with_min_delay(self.settings.retry_min)
+                    .with_max_delay(self.settings.retry_max)
+                    .with_factor(2.0)
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(self.settings.retry_max);
+        let retry_in = human_seconds(delay.as_secs_f64());
+        if self.provider_error.as_deref() == Some(message.as_str()) {
+            tracing::warn!("{message}; retrying in {retry_in}");
+        } else {
+            tracing::error!("{message}; retrying in {retry_in}");
+        }
+        self.metrics.provider_failed(true);
+        self.provider_error = Some(message);
+        (Outcome::ProviderDown, Action::Requeue(delay))
+    }
+
+    fn provider_up(&mut self) {
+        if self.provider_error.take().is_some() {
+            tracing::info!("the provider answers again");
+        }
+        self.retry = None;
+        self.metrics.provider_failed(false);
+    }
+
+    /// Hands the plan to the executor as a task with its own [`Control`].
+    fn start_job(&mut self, desired: Arc<Desired>, plan: &plan::Plan) {
+        let control = Control::new();
+        let limit = desired.policy.max_moves_per_apply;
+        let opts = Options {
+            // Hops count as moves; the plan itself was checked against the limit.
+            max_moves: Some(limit.saturating_mul(2).max(limit)),
+            ..self.settings.exec.clone()
+        };
+        let observer = Arc::new(JobObserver {
+            live: self.live.clone(),
+            metrics: self.metrics.clone(),
+            notices: self.notices.clone(),
+            moves_left: Mutex::new(moves_left(plan)),
+        });
+        let provider = self.provider.clone();
+        let tx = self.job_tx.clone();
+        let task_control = control.clone();
+        tokio::spawn(async move {
+            let result =
+                execute::converge(&desired, provider, &opts, observer.as_ref(), task_control).await;
+            let _ = tx.send(result);
+        });
+        self.job = Some(Job {
+            control,
+            restart: false,
+        });
+    }
+
+    /// Takes in the result of the job; returns whether it was stopped for a
+    /// new spec.
+    fn job_ended(&mut self, result: JobResult) -> bool {
+        let restart = self.job.take().is_some_and(|j| j.restart);
+        match result {
+            Ok(report) => {
+                self.metrics
+                    .corrections(report.acl_changes, report.reconnects);
+                self.holds = report
+                    .blocked
+                    .iter()
+                    .map(|b| (b.vm.clone(), b.reason.clone()))
+                    .collect();
+                tracing::info!(
+                    converged = report.converged,
+                    "job ended: {} moves ({} attempts, {} failed), {} ACL changes, {} reconnects{}",
+                    report.moves,
+                    report.attempts,
+                    report.failed_attempts,
+                    report.acl_changes,
+                    report.reconnects,
+                    match report.blocked.len() {
+                        0 => String::new(),
+                        n => format!(", {n} blocked"),
+                    }
+                );
+                self.last_job = Some(report);
+            }
+            Err(e) => {
+                tracing::error!("the job stopped: {e}");
+                self.metrics.provider_failed(true);
+                self.provider_error = Some(e.to_string());
+            }
+        }
+        restart
+    }
+
+    /// Reads the files again; keeps the last valid spec in force when they
+    /// are invalid, empty or gone.
+    fn reload_spec(&mut self) -> SpecChange {
+        let fingerprint = self.spec.fingerprint;
+        let change = self.read_spec();
+        if self.spec.fingerprint != fingerprint
+            && let Some(f) = &self.notices
+        {
+            f(&Notice::Spec {
+                valid: change != SpecChange::Invalid,
+                changed: change == SpecChange::Changed,
+            });
+        }
+        change
+    }
+
+    fn read_spec(&mut self) -> SpecChange {
+        let dir = &self.settings.dir;
+        let fp = fingerprint(dir);
+        if self.spec.fingerprint == Some(fp) {
+            return if self.spec.error.is_some() {
+                SpecChange::Invalid
+            } else {
+                SpecChange::Same
+            };
+        }
+        self.spec.fingerprint = Some(fp);
+        let loaded = spec::load(std::slice::from_ref(dir))
+            .map_err(|e| e.to_string().trim_end().to_string())
+            .and_then(|d| {
+                if d.placement_documents == 0 {
+                    Err(format!(
+                        "{} holds no Placement document; an empty desired state would unmanage every VM",
+                        dir.display()
+                    ))
+                } else {
+                    Ok(d)
+                }
+            });
+        match loaded {
+            Ok(desired) => {
+                if self.spec.error.take().is_some() {
+                    tracing::info!("the spec in {} is valid again", dir.display());
+                    self.metrics.set_spec_error(false);
+                }
+                if let Some(old) = &self.spec.desired {
+                    if same_spec(old, &desired) {
+                        return SpecChange::Same;
+                    }
+                    log_spec_change(old, &desired);
+                } else {
+                    tracing::info!(
+                        "loaded the spec from {}: {} hosts, {} VMs",
+                        dir.display(),
+                        desired.hosts.len(),
+                        desired.vms.len()
+                    );
+                }
+                self.spec.desired = Some(Arc::new(desired));
+                SpecChange::Changed
+            }
+            Err(message) => {
+                if self.spec.desired.is_some() {
+                    tracing::error!(
+                        "the spec in {} is invalid; the last valid spec stays in force: {message}",
+                        dir.display()
+                    );
+                } else {
+                    tracing::error!(
+                        "the spec in {} is invalid; nothing is managed until it is valid: {message}",
+                        dir.display()
+                    );
+                }
+                self.metrics.spec_error_seen();
+                self.metrics.set_spec_error(true);
+                self.spec.error = Some(message);
+                SpecChange::Invalid
+            }
+        }
+    }
+
+    /// Writes the status file (when there is one) and updates the VM gauges.
+    fn write_status(&mut self) -> [u64; 6] {
+        let (counts, bytes) = {
+            let mut s = self.live.lock();
+            s.updated_at = status::rfc3339(std::time::SystemTime::now());
+            s.spec_error = self.spec.error.clone();
+            s.provider_error = self.provider_error.clone();
+            let bytes = self
+                .settings
+                .status_file
+                .as_ref()
+                .map(|_| status::to_bytes(&s));
+            (s.counts(), bytes)
+        };
+        self.metrics.set_vms(counts);
+        if let (Some(path), Some(bytes)) = (&self.settings.status_file, bytes)
+            && let Err(e) = status::write_bytes_atomic(path, &bytes)
+        {
+            tracing::warn!("cannot write the status file {}: {e}", path.display());
+        }
+        self.last_write = Some(Instant::now());
+        counts
+    }
+}
+
+fn wake_at_of(next: Action) -> Option<Instant> {
+    match next {
+        Action::Requeue(d) => Some(Instant::now() + d),
+        Action::AwaitJob => None,
+    }
+}
+
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn counts_text(counts: &[u64; 6]) -> String {
+    let parts: Vec<String> = Condition::ALL
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{n} {}", c.as_str()))
+        .collect();
+    if parts.is_empty() {
+        "no VMs".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn log_pass(r: &PassReport) {
+    let took = format!("{:.1} ms", r.elapsed.as_secs_f64() * 1000.0);
+    let next = match r.next {
+        _ if r.trigger == Trigger::Final => "exiting".to_string(),
+        Action::Requeue(d) => format!("next pass in {}", human_seconds(d.as_secs_f64())),
+        Action::AwaitJob => "next pass when the job ends".to_string(),
+    };
+    let counts = counts_text(&r.counts);
+    let trigger = r.trigger.name();
+    match &r.outcome {
+        Outcome::InSync if r.spec_error.is_none() => {
+            tracing::debug!(
+                pass = r.number,
+                trigger,
+                "in sync ({counts}) in {took}; {next}"
+            )
+        }
+        Outcome::InSync => {
+            tracing::info!(
+                pass = r.number,
+                trigger,
+                "in sync with the last valid spec ({counts}); {next}"
+            )
+        }
+        Outcome::NoSpec => {
+            tracing::warn!(pass = r.number, trigger, "no valid spec yet; {next}")
+        }
+        Outcome::ProviderDown => {}
+        Outcome::Started { actions, moves } => tracing::info!(
+            pass = r.number,
+            trigger,
+            "started {actions} action{} ({moves} move{}) in {took}",
+            plural(*actions),
+            plural(*moves)
+        ),
+        Outcome::Suspended { changes } => tracing::info!(
+            pass = r.number,
+            trigger,
+            "policy.suspend is on: {changes} change{} not made ({counts}); {next}",
+            plural(*changes)
+        ),
+        Outcome::Refused { .. } => {}
+        Outcome::Deferred { changes } => tracing::info!(
+            pass = r.number,
+            trigger,
+            "{changes} change{} left ({counts}); {next}",
+            plural(*changes)
+        ),
+    }
+}
+
+/// Whether two valid specs want the same thing (positions do not count).
+fn same_spec(a: &Desired, b: &Desired) -> bool {
+    a.policy == b.policy && a.hosts == b.hosts && a.vms == b.vms && a.controller == b.controller
+}
+
+fn log_spec_change(old: &Desired, new: &Desired) {
+    let gone: Vec<&str> = old
+        .vms
+        .keys()
+        .filter(|k| !new.vms.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    let added = new.vms.keys().filter(|k| !old.vms.contains_key(*k)).count();
+    let changed = new
+        .vms
+        .iter()
+        .filter(|(k, v)| old.vms.get(*k).is_some_and(|o| o != *v))
+        .count();
+    tracing::info!(
+        "the spec changed: {} hosts, {} VMs ({added} added, {changed} changed, {} removed)",
+        new.hosts.len(),
+        new.vms.len(),
+        gone.len()
+    );
+    if !gone.is_empty() {
+        let mut names = gone.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+        if gone.len() > 10 {
+            names.push_str(", ...");
+        }
+        tracing::warn!(
+            "{} VM{} no longer declared and now unmanaged (not moved back, not deleted): {names}",
+            gone.len(),
+            if gone.len() == 1 { " is" } else { "s are" }
+        );
+    }
+    if old.controller.as_ref().map(|c| &c.provider) != new.controller.as_ref().map(|c| &c.provider)
+    {
+        tracing::warn!(
+            "the Controller's provider changed; berth watch keeps the provider it started with until it is restarted"
+        );
+    }
+    if old.policy.suspend != new.policy.suspend {
+        tracing::info!(
+            "policy.suspend is now {}",
+            if new.policy.suspend {
+                "on: observing and reporting only"
+            } else {
+                "off: acting again"
+            }
+        );
+    }
+}
+
+/// A cheap fingerprint of what `spec::load` would read: the names and bytes
+/// of every `*.yaml`/`*.yml` below `path` (hidden entries skipped), so an
+/// unchanged directory is not parsed again.
+fn fingerprint(path: &Path) -> u64 {
+    let mut h = DefaultHasher::new();
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            1u8.hash(&mut h);
+            walk(path, 0, &mut h);
+        }
+        Ok(_) => {
+            2u8.hash(&mut h);
+            hash_file(path, &mut h);
+        }
+        Err(e) => {
+            3u8.hash(&mut h);
+            e.kind().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+fn walk(dir: &Path, depth: usize, h: &mut DefaultHasher) {
+    if depth > 40 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        0xffu8.hash(h);
+        return;
+    };
+    let mut children: Vec<(String, PathBuf, std::fs::FileType)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                return None;
+            }
+            e.file_type().ok().map(|ft| (name, e.path(), ft))
+        })
+        .collect();
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, path, ft) in children {
+        if ft.is_dir() {
+            name.hash(h);
+            b'/'.hash(h);
+            walk(&path, depth + 1, h);
+            b'\\'.hash(h);
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            name.hash(h);
+            hash_file(&path, h);
+        }
+    }
+}
+
+fn hash_file(path: &Path, h: &mut DefaultHasher) {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.hash(h),
+        Err(e) => e.kind().hash(h),
+    }
+}
+
+/// Moves each VM still has to make in a plan, in order.
+fn moves_left(plan: &plan::Plan) -> HashMap<String, Vec<String>> {
+    let mut left: HashMap<String, Vec<String>> = HashMap::new();
+    for a in &plan.actions {
+        if let plan::ActionKind::Move { vm, to, .. } = &a.kind {
+            left.entry(vm.clone()).or_default().push(to.clone());
+        }
+    }
+    left
+}
+
+/// Turns executor events into live conditions, metrics, logs and notices.
+struct JobObserver {
+    live: Arc<Live>,
+    metrics: Arc<Metrics>,
+    notices: Option<NoticeFn>,
+    moves_left: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl Observer for JobObserver {
+    fn event(&self, event: &Event) {
+        log_event(event);
+        {
+            let mut s = self.live.lock();
+            let mut left = self.moves_left.lock().unwrap_or_else(|e| e.into_inner());
+            match event {
+                Event::Planned { plan, .. } => {
+                    *left = moves_left(plan);
+                    for a in &plan.actions {
+                        let vm = s.vms.entry(a.kind.vm().to_string()).or_insert(VmStatus {
+                            condition: Condition::Pending,
+                            host: None,
+                            reason: None,
+                        });
+                        if vm.condition != Condition::Moving {
+                            vm.condition = Condition::Pending;
+                            vm.reason = Some(status::describe(&a.kind));
+                        }
+                    }
+                    for b in &plan.blocked {
+                        if let Some(vm) = s.vms.get_mut(&b.vm) {
+                            vm.condition = Condition::Blocked;
+                            vm.reason = Some(b.reason.clone());
+                        }
+                    }
+                }
+                Event::MoveStarted {
+                    vm,
+                    from,
+                    to,
+                    attempt,
+                    ..
+                } => {
+                    self.metrics.move_started();
+                    let entry = s.vms.entry(vm.clone()).or_insert(VmStatus {
+                        condition: Condition::Moving,
+                        host: None,
+                        reason: None,
+                    });
+                    entry.condition = Condition::Moving;
+                    entry.host = Some(from.clone());
+                    entry.reason = Some(if *attempt > 1 {
+                        format!("moving to {to} (attempt {attempt})")
+                    } else {
+                        format!("moving to {to}")
+                    });
+                }
+                Event::MoveFinished {
+                    vm,
+                    to,
+                    error: None,
+                    ..
+                } => {
+                    let rest = left.get_mut(vm);
+                    let next = rest.and_then(|r| {
+                        if let Some(i) = r.iter().position(|t| t == to) {
+                            r.remove(i);
+                        }
+                        r.first().cloned()
+                    });
+                    if let Some(entry) = s.vms.get_mut(vm) {
+                        entry.host = Some(to.clone());
+                        match next {
+                            Some(next) => {
+                                entry.condition = Condition::Pending;
+                                entry.reason = Some(format!("move to {next}"));
+                            }
+                            None => {
+                                entry.condition = Condition::InSync;
+                                entry.reason = None;
+                            }
+                        }
+                    }
+                }
+                Event::MoveFinished {
+                    vm, error: Some(e), ..
+                } => {
+                    self.metrics.move_failed();
+                    if let Some(entry) = s.vms.get_mut(vm) {
+                        entry.condition = Condition::Pending;
+                        entry.reason = Some(format!("the last attempt failed: {e}"));
+                    }
+                }
+                Event::Waiting { vm, why } => {
+                    if let Some(entry) = s.vms.get_mut(vm) {
+                        entry.condition = Condition::Waiting;
+                        entry.reason = Some(why.clone());
+                    }
+                }
+                Event::Blocked { vm, reason } => {
+                    if let Some(entry) = s.vms.get_mut(vm) {
+                        entry.condition = Condition::Blocked;
+                        entry.reason = Some(reason.clone());
+                    }
+                }
+                Event::AdapterFixed { .. } | Event::Replanning { .. } => {}
+            }
+        }
+        self.live.touched.store(true, Ordering::SeqCst);
+        self.live.changed.notify_one();
+        if let Some(f) = &self.notices {
+            f(&Notice::Exec(event.clone()));
+        }
+    }
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::Planned { round, plan } => tracing::debug!(
+            round,
+            "planned {} actions ({} moves)",
+            plan.actions.len(),
+            plan.moves()
+        ),
+        Event::MoveStarted {
+            vm,
+            from,
+            to,
+            kind,
+            attempt,
+            estimate,
+        } => tracing::info!(
+            vm = %vm,
+            "move {vm}: {from} -> {to} ({kind}, ~{}, attempt {attempt}) started",
+            human_seconds(*estimate)
+        ),
+        Event::MoveFinished {
+            vm,
+            from,
+            to,
+            error: None,
+        } => tracing::info!(vm = %vm, "move {vm}: {from} -> {to} done"),
+        Event::MoveFinished {
+            vm,
+            from,
+            to,
+            error: Some(e),
+        } => tracing::warn!(vm = %vm, "move {vm}: {from} -> {to} failed: {e}"),
+        Event::Waiting { vm, why } => tracing::info!(vm = %vm, "wait {vm}: {why}"),
+        Event::AdapterFixed { vm, adapter, what } => {
+            tracing::info!(vm = %vm, "fixed {vm} / {adapter}: {what}")
+        }
+        Event::Blocked { vm, reason } => tracing::warn!(vm = %vm, "blocked {vm}: {reason}"),
+        Event::Replanning { why } => tracing::info!("re-planning: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_follow_yaml_content_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), "x: 1\n").expect("write");
+        let first = fingerprint(d);
+        assert_eq!(first, fingerprint(d));
+        std::fs::write(d.join("notes.txt"), "hello").expect("write");
+        std::fs::create_dir_all(d.join(".berth")).expect("mkdir");
+        std::fs::write(d.join(".berth/events.jsonl"), "{}").expect("write");
+        assert_eq!(first, fingerprint(d), "non-documents do not count");
+        std::fs::write(d.join("a.yaml"), "x: 2\n").expect("write");
+        let second = fingerprint(d);
+        assert_ne!(first, second);
+        std::fs::create_dir_all(d.join("sub")).expect("mkdir");
+        std::fs::write(d.join("sub/b.yml"), "y: 1\n").expect("write");
+        assert_ne!(second, fingerprint(d));
+        let gone = d.join("missing");
+        assert_ne!(fingerprint(&gone), fingerprint(d));
+    }
+}
