@@ -316,8 +316,11 @@ fn finish(report: &Report, json: bool, control: Option<&Control>) -> u8 {
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
     } else if control.is_some() {
+        let n = |count: u32, one: &str, many: &str| {
+            format!("{count} {}", if count == 1 { one } else { many })
+        };
         println!(
-            "\nApply {}: {} moves ({} attempts, {} failed), {} ACL changes, {} reconnects in {}.",
+            "\nApply {}: {} ({}, {} failed), {}, {} in {}.",
             if report.converged {
                 "complete"
             } else if report.interrupted {
@@ -325,11 +328,11 @@ fn finish(report: &Report, json: bool, control: Option<&Control>) -> u8 {
             } else {
                 "incomplete"
             },
-            report.moves,
-            report.attempts,
+            n(report.moves, "move", "moves"),
+            n(report.attempts, "attempt", "attempts"),
             report.failed_attempts,
-            report.acl_changes,
-            report.reconnects,
+            n(report.acl_changes, "ACL change", "ACL changes"),
+            n(report.reconnects, "reconnect", "reconnects"),
             human_seconds(report.elapsed_seconds)
         );
     }
