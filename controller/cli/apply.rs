@@ -316,9 +316,7 @@ fn finish(report: &Report, json: bool, control: Option<&Control>) -> u8 {
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
     } else if control.is_some() {
-        let n = |count: u32, one: &str, many: &str| {
-            format!("{count} {}", if count == 1 { one } else { many })
-        };
+        let n = |count: u32, one: &str, many: &str| plan_output::plural(count as usize, one, many);
         println!(
             "\nApply {}: {} ({}, {} failed), {}, {} in {}.",
             if report.converged {

@@ -370,9 +370,7 @@ fn observe(flag: Option<&str>, paths: &[PathBuf]) -> u8 {
 fn validate(paths: &[PathBuf]) -> u8 {
     match spec::load(paths) {
         Ok(desired) => {
-            let n = |count: usize, one: &str, many: &str| {
-                format!("{count} {}", if count == 1 { one } else { many })
-            };
+            let n = plan_output::plural;
             let mut parts = vec![
                 n(desired.hosts.len(), "host", "hosts"),
                 n(desired.vms.len(), "VM", "VMs"),

@@ -40,7 +40,8 @@ impl Style {
     }
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+/// "1 move", "2 moves": a count with the right form of its noun.
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

@@ -488,8 +488,11 @@ impl Run<'_> {
         }
         // Adapter state before the round, restored after a move where the
         // spec does not manage it.
-        let before: HashMap<String, Vec<crate::provider::ObservedAdapter>> = observed
-            .values()
+        let before: HashMap<String, Vec<crate::provider::ObservedAdapter>> = plan
+            .actions
+            .iter()
+            .filter(|a| a.kind.is_move())
+            .filter_map(|a| observed.get(a.kind.vm()))
             .map(|v| (v.name.clone(), v.adapters.clone()))
             .collect();
         let mut jobs: JoinSet<Outcome> = JoinSet::new();

@@ -389,6 +389,7 @@ fn truncate_journal(path: &Path, lines: u64) -> Result<(), SimError> {
     Ok(())
 }
 
+/// FNV-1a: the Fleet file's fingerprint and the seed of per-VM draws.
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {

@@ -778,12 +778,8 @@ impl World {
 
 /// A deterministic number in [0, 1) for a VM's n-th attempt (SplitMix64).
 fn unit_random(seed: u64, vm: &str, attempt: u32) -> f64 {
-    // FNV-1a of the name, so the draw does not depend on declaration order.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in vm.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    // A hash of the name, so the draw does not depend on declaration order.
+    let h = super::fnv1a(vm.as_bytes());
     let mut z = seed ^ h ^ (u64::from(attempt) << 32).wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
