@@ -1040,6 +1040,7 @@ fn policy_defaults_apply() {
             backup_wait: Duration::from_secs(60 * 60),
             max_moves_per_apply: 50,
             suspend: false,
+            max_storage_migrations_per_host: 2,
         }
     );
     assert_eq!(d.controller, None);

@@ -10,6 +10,7 @@ mod duration;
 mod load;
 pub mod model;
 pub mod raw;
+mod storage;
 mod structure;
 mod validate;
 
@@ -19,6 +20,7 @@ pub use diag::{Diagnostic, Loc, Origin, Related, SourceFile, SpecError};
 pub use duration::{format_duration, human_seconds, parse_duration};
 pub use load::{API_VERSION, KINDS, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
+pub use storage::{is_shared_path, normalise_path, path_within, volume_of};
 pub use validate::{check_name, parse_address, parse_port, parse_protocol};
 
 use diag::Sink;

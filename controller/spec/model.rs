@@ -51,6 +51,8 @@ pub struct Policy {
     pub max_moves_per_apply: u32,
     /// Observe and report, change nothing.
     pub suspend: bool,
+    /// Moves that copy disks touching one host (in + out).
+    pub max_storage_migrations_per_host: u32,
 }
 
 impl Default for Policy {
@@ -63,6 +65,7 @@ impl Default for Policy {
             backup_wait: Duration::from_secs(60 * 60),
             max_moves_per_apply: 50,
             suspend: false,
+            max_storage_migrations_per_host: 2,
         }
     }
 }
@@ -76,6 +79,11 @@ pub struct HostSpec {
     pub maintenance: bool,
     /// Optional per-host cap on live migrations.
     pub max_migrations: Option<u32>,
+    /// Optional per-host cap on moves that copy disks.
+    pub max_storage_migrations: Option<u32>,
+    /// The folder arriving VMs' files go to (each in a sub-folder named
+    /// after the VM); `None`: the volume with the most free space.
+    pub storage_path: Option<String>,
     /// Where it was declared.
     pub origin: Origin,
 }
@@ -469,6 +477,32 @@ pub struct FleetHost {
     pub migration_rate_mibps: f64,
     /// Unreachable.
     pub down: bool,
+    /// Own limit for moves that copy disks.
+    pub max_storage_migrations: u32,
+    /// Migration network shared by its migrations, MiB/s; `None`: not shared.
+    pub network_mibps: Option<f64>,
+    /// Volumes where VM files live.
+    pub volumes: Vec<FleetVolume>,
+}
+
+/// A volume of a host (Fleet and snapshot status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetVolume {
+    /// Path (`D:\VMs`).
+    pub path: String,
+    /// Free space, MiB.
+    pub free_mib: u64,
+}
+
+/// A virtual disk of a VM (Fleet and snapshot status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetDisk {
+    /// Path of the disk file.
+    pub path: String,
+    /// Size, MiB.
+    pub size_mib: u64,
+    /// The host volume it lies on; `None`: shared storage, never copied.
+    pub volume: Option<String>,
 }
 
 /// A simulated VM.
@@ -488,6 +522,8 @@ pub struct FleetVm {
     pub fail_next_migrations: u32,
     /// Adapters.
     pub adapters: Vec<FleetAdapter>,
+    /// Virtual disks, each with the host volume it lies on (if any).
+    pub disks: Vec<FleetDisk>,
 }
 
 /// A simulated adapter.
@@ -533,6 +569,12 @@ pub struct HostStatusSpec {
     pub migration_rate_mibps: Option<f64>,
     /// Whether the host answered.
     pub reachable: bool,
+    /// Own limit for moves that copy disks (default 2).
+    pub max_storage_migrations: u32,
+    /// Shared migration network, MiB/s.
+    pub network_mibps: Option<f64>,
+    /// Volumes and their free space.
+    pub volumes: Vec<FleetVolume>,
 }
 
 /// An operation running on a VM.
@@ -556,6 +598,8 @@ pub struct VmStatusSpec {
     pub operation: Option<VmOperation>,
     /// Destination of a running migration.
     pub migrating_to: Option<String>,
+    /// Virtual disks.
+    pub disks: Vec<FleetDisk>,
 }
 
 macro_rules! serde_via_text {

@@ -156,6 +156,9 @@ pub struct PolicyRaw {
     /// Observe and report, change nothing (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
+    /// Moves that copy disks touching one host, in and out (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_storage_migrations_per_host: Option<Sp<i64>>,
 }
 
 /// A host VMs may be placed on.
@@ -170,6 +173,13 @@ pub struct HostRaw {
     /// Optional per-host cap on live migrations (in + out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_migrations: Option<Sp<i64>>,
+    /// Optional per-host cap on moves that copy disks (in + out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_storage_migrations: Option<Sp<i64>>,
+    /// The folder arriving VMs' files go to (each VM in a sub-folder of its
+    /// own name); omitted: the host's volume with the most free space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_path: Option<Sp<String>>,
 }
 
 /// A VM and where it belongs.
@@ -291,6 +301,19 @@ pub struct HostStatus {
     /// Whether the host answers.
     #[serde(default = "yes")]
     pub reachable: bool,
+    /// The host's own limit for moves that copy disks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_storage_migrations: Option<Sp<i64>>,
+    /// The host's migration network, shared by its migrations, MiB/s.
+    #[serde(
+        default,
+        rename = "networkMiBps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_mibps: Option<Sp<f64>>,
+    /// Volumes where VM files live, with their free space.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Sp<VolumeRaw>>,
 }
 
 fn yes() -> bool {
@@ -314,6 +337,36 @@ pub struct VmStatus {
     /// While migrating: the destination host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrating_to: Option<Sp<String>>,
+    /// Virtual disks; those with a `volume` travel with the VM.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<Sp<DiskRaw>>,
+}
+
+/// A volume of a host where VM files live.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VolumeRaw {
+    /// Path as the host names it (`D:\VMs`).
+    pub path: Sp<String>,
+    /// Free space, GiB.
+    #[serde(rename = "freeGiB")]
+    pub free_gib: Sp<f64>,
+}
+
+/// A virtual disk of a VM.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DiskRaw {
+    /// Path of the disk file (`D:\VMs\web-01\web-01.vhdx`).
+    pub path: Sp<String>,
+    /// Space it takes, GiB (the file size for dynamic disks).
+    #[serde(rename = "sizeGiB")]
+    pub size_gib: Sp<f64>,
+    /// In `observe` output: the host volume it lies on; omitted: shared
+    /// storage (CSV, SMB), never copied. In a Fleet it is worked out from
+    /// the host's `volumes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<Sp<String>>,
 }
 
 // ---------------------------------------------------------------- Controller
@@ -499,6 +552,20 @@ pub struct FleetHostRaw {
     /// Unreachable: cannot send or receive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down: Option<bool>,
+    /// The host's own limit for moves that copy disks (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_storage_migrations: Option<Sp<i64>>,
+    /// The host's migration network, MiB/s, shared by every migration in or
+    /// out of it at the same moment; omitted: not shared.
+    #[serde(
+        default,
+        rename = "networkMiBps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_mibps: Option<Sp<f64>>,
+    /// Volumes where VM files live.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Sp<VolumeRaw>>,
 }
 
 /// A simulated VM.
@@ -525,6 +592,9 @@ pub struct FleetVmRaw {
     /// Adapters as they are at the start.
     #[serde(default)]
     pub network_adapters: Vec<FleetAdapterRaw>,
+    /// Virtual disks; omitted or `[]`: storage is shared, never copied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<Sp<DiskRaw>>,
 }
 
 /// A backup window.

@@ -89,6 +89,16 @@ impl Validator {
                 .as_ref()
                 .and_then(|m| int_in(ctx, m, "maxMigrations", 1, 64, sink))
                 .map(|m| m as u32);
+            let max_storage_migrations = h
+                .max_storage_migrations
+                .as_ref()
+                .and_then(|m| int_in(ctx, m, "maxStorageMigrations", 1, 64, sink))
+                .map(|m| m as u32);
+            let storage_path = h
+                .storage_path
+                .as_ref()
+                .filter(|p| super::storage::check_path(ctx, p, "storagePath", sink))
+                .map(|p| p.value.clone());
             let origin = ctx.at(&h.name);
             if let Some(prev) = self.desired.hosts.get(&name) {
                 sink.push(
@@ -103,6 +113,8 @@ impl Validator {
                     name,
                     maintenance: h.maintenance.unwrap_or(false),
                     max_migrations,
+                    max_storage_migrations,
+                    storage_path,
                     origin,
                 },
             );
@@ -357,6 +369,13 @@ fn policy_spec(ctx: &DocCtx, p: &PolicyRaw, sink: &mut Sink) -> Policy {
             .and_then(|b| duration(ctx, b, sink))
             .unwrap_or(d.backup_wait),
         suspend: p.suspend.unwrap_or(false),
+        max_storage_migrations_per_host: int(
+            &p.max_storage_migrations_per_host,
+            "maxStorageMigrationsPerHost",
+            64,
+            d.max_storage_migrations_per_host,
+            sink,
+        ),
     }
 }
 
@@ -826,6 +845,23 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
             .iter()
             .filter_map(|s| name(ctx, s, "switch", sink))
             .collect();
+        let max_storage_migrations = h
+            .max_storage_migrations
+            .as_ref()
+            .and_then(|m| int_in(ctx, m, "maxStorageMigrations", 0, 64, sink))
+            .unwrap_or(2) as u32;
+        let network_mibps = match &h.network_mibps {
+            None => None,
+            Some(r) if r.value.is_finite() && r.value > 0.0 => Some(r.value),
+            Some(r) => {
+                sink.error(
+                    ctx.at(r),
+                    format!("`networkMiBps` must be a positive number, not {}", r.value),
+                );
+                None
+            }
+        };
+        let volumes = super::storage::volumes(ctx, &hname, &h.volumes, sink);
         host_at.insert(hname.clone(), (ctx.at(&h.name), hosts.len()));
         hosts.push(FleetHost {
             name: hname,
@@ -835,6 +871,9 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
             switches,
             migration_rate_mibps: rate,
             down: h.down.unwrap_or(false),
+            max_storage_migrations,
+            network_mibps,
+            volumes,
         });
     }
     let largest = hosts.iter().map(|h| h.memory_mib).max().unwrap_or(0);
@@ -939,6 +978,13 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
                 acls: acl_list(ctx, &a.acls, sink),
             });
         }
+        let disks = super::storage::fleet_disks(
+            ctx,
+            &vname,
+            host_idx.map(|i| (hosts[i].name.as_str(), hosts[i].volumes.as_slice())),
+            &v.disks,
+            sink,
+        );
         vms.push(FleetVm {
             name: vname,
             host: v.host.value.clone(),
@@ -947,6 +993,7 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
             backups,
             fail_next_migrations: fail_next,
             adapters,
+            disks,
         });
     }
     // Running VMs must fit their starting host.
@@ -1006,6 +1053,17 @@ fn fleet_status(ctx: &DocCtx, st: &FleetStatus, sink: &mut Sink) -> FleetStatusS
                     .collect(),
                 migration_rate_mibps: h.migration_rate_mibps.as_ref().map(|r| r.value),
                 reachable: h.reachable,
+                max_storage_migrations: h
+                    .max_storage_migrations
+                    .as_ref()
+                    .and_then(|m| int_in(ctx, m, "maxStorageMigrations", 0, 64, sink))
+                    .unwrap_or(2) as u32,
+                network_mibps: h
+                    .network_mibps
+                    .as_ref()
+                    .map(|r| r.value)
+                    .filter(|r| r.is_finite() && *r > 0.0),
+                volumes: super::storage::volumes(ctx, &h.name.value, &h.volumes, sink),
             },
         );
     }
@@ -1034,6 +1092,7 @@ fn fleet_status(ctx: &DocCtx, st: &FleetStatus, sink: &mut Sink) -> FleetStatusS
                 memory_mib: gib_to_mib(ctx, &v.memory_gib, "memoryGiB", sink).unwrap_or(0),
                 operation,
                 migrating_to: v.migrating_to.as_ref().map(|m| m.value.clone()),
+                disks: super::storage::status_disks(ctx, &v.disks, sink),
             },
         );
     }
