@@ -46,6 +46,9 @@ fn host(name: String, memory_gib: u64, cap: u32) -> FleetHost {
         switches: vec!["Prod".into()],
         migration_rate_mibps: 1000.0,
         down: false,
+        max_storage_migrations: 2,
+        network_mibps: None,
+        volumes: Vec::new(),
     }
 }
 
@@ -58,6 +61,7 @@ fn vm(name: String, host: String, memory_gib: u64) -> FleetVm {
         backups: Vec::new(),
         fail_next_migrations: 0,
         adapters: Vec::new(),
+        disks: Vec::new(),
     }
 }
 
@@ -74,6 +78,8 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
                         name: h.name.clone(),
                         maintenance: false,
                         max_migrations: None,
+                        max_storage_migrations: None,
+                        storage_path: None,
                         origin: Origin::default(),
                     },
                 )

@@ -104,6 +104,8 @@ fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
                 name,
                 maintenance: false,
                 max_migrations: None,
+                max_storage_migrations: None,
+                storage_path: None,
                 origin: Origin::default(),
             },
         );

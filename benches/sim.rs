@@ -36,6 +36,9 @@ fn fleet(hosts: usize, vms: usize) -> FleetSpec {
                 switches: vec!["Prod".into()],
                 migration_rate_mibps: 1000.0,
                 down: false,
+                max_storage_migrations: 2,
+                network_mibps: None,
+                volumes: Vec::new(),
             })
             .collect(),
         vms: (0..vms)
@@ -54,6 +57,7 @@ fn fleet(hosts: usize, vms: usize) -> FleetSpec {
                     vlan_id: Some(10),
                     acls: vec![acl(10, Direction::Inbound), acl(20, Direction::Outbound)],
                 }],
+                disks: Vec::new(),
             })
             .collect(),
         origin: Origin::default(),

@@ -239,6 +239,9 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
             },
             migration_rate_mibps: if h.fast { 1000.0 } else { 100.0 },
             down: h.down,
+            max_storage_migrations: 2,
+            network_mibps: None,
+            volumes: Vec::new(),
         })
         .collect();
     // The fleet as it is must be possible: a running VM that does not fit
@@ -275,6 +278,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
                 vlan_id: Some(10),
                 acls: rules(v.have_acls),
             }],
+            disks: Vec::new(),
         });
     }
     let fleet = FleetSpec {
@@ -300,6 +304,8 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
                     name,
                     maintenance: g.maintenance == Some(i),
                     max_migrations: h.declared_cap,
+                    max_storage_migrations: None,
+                    storage_path: None,
                     origin: Origin::default(),
                 },
             )

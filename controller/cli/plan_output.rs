@@ -90,15 +90,34 @@ fn describe(kind: &ActionKind) -> (String, String, Vec<(bool, String)>) {
             method,
             reason,
             estimated_seconds,
+            memory_mib,
+            disk_mib,
+            storage_path,
             ..
-        } => (
-            "move".into(),
-            format!(
+        } => {
+            let mut line = format!(
                 "{vm}: {from} -> {to} ({method}, ~{}, {reason})",
                 human_seconds(*estimated_seconds)
-            ),
-            Vec::new(),
-        ),
+            );
+            // Moves that copy disks also say how much travels and where to.
+            if *disk_mib > 0 {
+                let gib = |mib: u64| format!("{:.0} GiB", mib as f64 / 1024.0);
+                write!(line, "; copies {} of disks", gib(*disk_mib)).ok();
+                if *memory_mib > 0 {
+                    write!(line, " + {} of memory", gib(*memory_mib)).ok();
+                }
+                if let Some(p) = storage_path {
+                    // Paths come from hosts: no control character reaches
+                    // the terminal raw.
+                    let shown: String = p
+                        .chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect();
+                    write!(line, " to {shown}").ok();
+                }
+            }
+            ("move".into(), line, Vec::new())
+        }
         ActionKind::SetAcls {
             vm,
             adapter,

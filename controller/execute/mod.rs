@@ -527,6 +527,15 @@ impl Run<'_> {
                     }
                     self.spawn(&mut jobs, action, &before, &tx);
                 }
+                // Say which limit holds a move that copies disks.
+                for (id, why) in sched.take_held() {
+                    if let Some(a) = actions.get(&id) {
+                        self.observer.event(&Event::Waiting {
+                            vm: a.kind.vm().to_string(),
+                            why: format!("waiting for a storage-migration slot ({why})"),
+                        });
+                    }
+                }
             }
             if end.is_some() {
                 timers.abort_all();
@@ -589,6 +598,7 @@ impl Run<'_> {
                 to,
                 method,
                 estimated_seconds,
+                storage_path,
                 ..
             } => {
                 let request = MoveRequest {
@@ -596,7 +606,7 @@ impl Run<'_> {
                     from: from.clone(),
                     to: to.clone(),
                     kind: *method,
-                    storage_path: None,
+                    storage_path: storage_path.clone(),
                 };
                 let targets = adapters::after_move_targets(
                     self.desired.vms.get(vm),

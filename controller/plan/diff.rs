@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::provider::{MoveKind, Observed, ObservedHost, ObservedVm};
 use crate::spec::{Acl, Desired, VmSpec};
 
+use super::storage::{self, declared_path};
 use super::{AclChange, ActionKind, Blocked, Caps, InFlight, Reason};
 
 /// A move the goals require (from the current host to the goal).
@@ -21,6 +22,8 @@ pub(super) struct WantedMove {
     pub reason: Reason,
     pub memory_mib: u64,
     pub seconds: f64,
+    /// MiB of disks copied with the VM (0: shared storage).
+    pub disk_mib: u64,
 }
 
 /// What the diff found.
@@ -34,17 +37,24 @@ pub(super) struct Targets {
     pub in_flight: Vec<InFlight>,
 }
 
-/// Expected duration of a move by the contract's model.
+/// Expected duration of a move by the contract's model, alone on its
+/// hosts' networks: `5 s + transferred MiB / rate`, where a live move
+/// transfers its memory, a move with storage its disks too, and the rate is
+/// the lesser of the hosts' rates and shared networks.
 pub(super) fn move_seconds(vm: &ObservedVm, from: &ObservedHost, to: &ObservedHost) -> f64 {
-    if !vm.state.is_live() {
+    let memory = if vm.state.is_live() { vm.memory_mib } else { 0 };
+    let mib = memory + vm.local_disk_mib();
+    if mib == 0 {
         return 5.0;
     }
-    let rate = from
+    let mut rate = from
         .migration_rate_mibps
         .unwrap_or(1000.0)
-        .min(to.migration_rate_mibps.unwrap_or(1000.0))
-        .max(f64::MIN_POSITIVE);
-    let secs = 5.0 + vm.memory_mib as f64 / rate;
+        .min(to.migration_rate_mibps.unwrap_or(1000.0));
+    for net in [from.network_mibps, to.network_mibps].into_iter().flatten() {
+        rate = rate.min(net);
+    }
+    let secs = 5.0 + mib as f64 / rate.max(f64::MIN_POSITIVE);
     (secs * 1000.0).round() / 1000.0
 }
 
@@ -138,6 +148,8 @@ pub(super) fn targets(
     let mut t = Targets::default();
     // Final memory per host if every VM that is not evacuated reaches its goal.
     let mut load: HashMap<&str, u64> = observed.hosts.keys().map(|h| (h.as_str(), 0)).collect();
+    // Disks headed to each host (for evacuation choices).
+    let mut disk_load: HashMap<String, u64> = HashMap::new();
     // (vm, from) needing a new host because of maintenance.
     let mut evacuate: Vec<&ObservedVm> = Vec::new();
     let mut goals: Vec<(&ObservedVm, String, Reason)> = Vec::new();
@@ -202,6 +214,9 @@ pub(super) fn targets(
                 {
                     *load.entry(key.as_str()).or_default() += vm.memory_mib;
                 }
+                if g != vm.host {
+                    *disk_load.entry(g.clone()).or_default() += vm.local_disk_mib();
+                }
                 let reason = match spec {
                     Some(s) if s.fallback.contains(&vm.host) && g == s.host => Reason::Return,
                     _ if in_maintenance(desired, &vm.host) => Reason::Maintenance,
@@ -241,10 +256,19 @@ pub(super) fn targets(
         // The VM's own host qualifies when it is not in maintenance: a VM
         // already waiting on a fallback stays there rather than moving on
         // (and back again on the next run).
+        let disks = vm.local_disk_mib();
         let eligible = |h: &ObservedHost, load: &HashMap<&str, u64>| {
             !in_maintenance(desired, &h.name)
                 && room(h, load) >= need
-                && (h.name == vm.host || unfit(vm, spec, from, h, caps).is_none())
+                && (h.name == vm.host
+                    || (unfit(vm, spec, from, h, caps).is_none()
+                        && storage::unfit(vm, from, h, declared_path(desired, &h.name), caps)
+                            .is_none()
+                        && storage::room(
+                            h,
+                            declared_path(desired, &h.name),
+                            disk_load.get(&h.name).copied().unwrap_or(0),
+                        ) >= disks))
         };
         let mut choice: Option<&ObservedHost> = None;
         if let Some(s) = spec {
@@ -271,6 +295,9 @@ pub(super) fn targets(
         match choice {
             Some(h) => {
                 *load.entry(h.name.as_str()).or_default() += need;
+                if h.name != vm.host {
+                    *disk_load.entry(h.name.clone()).or_default() += disks;
+                }
                 goals.push((vm, h.name.clone(), Reason::Maintenance));
             }
             None => {
@@ -291,7 +318,9 @@ pub(super) fn targets(
         let spec = desired.vms.get(&vm.name);
         if goal != vm.host {
             let (from, to) = (&observed.hosts[&vm.host], &observed.hosts[&goal]);
-            match unfit(vm, spec, from, to, caps) {
+            let why = unfit(vm, spec, from, to, caps)
+                .or_else(|| storage::unfit(vm, from, to, declared_path(desired, &to.name), caps));
+            match why {
                 Some(why) => t.blocked.push(Blocked {
                     vm: vm.name.clone(),
                     reason: why,
@@ -304,6 +333,7 @@ pub(super) fn targets(
                     reason,
                     memory_mib: if vm.state.is_live() { vm.memory_mib } else { 0 },
                     seconds: move_seconds(vm, from, to),
+                    disk_mib: vm.local_disk_mib(),
                 }),
             }
         }

@@ -2,13 +2,15 @@
 //!
 //! [`plan`] diffs the validated desired state against an observation and
 //! returns a [`Plan`]: a partial order of actions (moves, ACL changes,
-//! connections, VLANs) that never overcommits a host's memory when executed
-//! under the host limits, plus the VMs it cannot place ([`Blocked`]) and
+//! connections, VLANs) that never overcommits a host's memory or a volume's
+//! space when executed under the host limits, plus the VMs it cannot place ([`Blocked`]) and
 //! the ones it does not manage. It is pure: no I/O, no clock.
 
 mod diff;
+mod flow;
 mod order;
 pub mod schedule;
+mod storage;
 
 use std::collections::BTreeMap;
 
@@ -80,6 +82,18 @@ pub enum ActionKind {
         /// Memory it needs on the destination, MiB (live moves).
         #[serde(skip)]
         memory_mib: u64,
+        /// GiB of disks copied with the VM; omitted: none (shared storage).
+        #[serde(rename = "storageGiB", skip_serializing_if = "is_zero")]
+        storage_gib: f64,
+        /// The destination volume the disks go to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        volume: Option<String>,
+        /// The folder the VM's files go to (`<storagePath>\<vm>`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        storage_path: Option<String>,
+        /// MiB of disks copied (0: memory only).
+        #[serde(skip)]
+        disk_mib: u64,
     },
     /// Make an adapter's extended ACLs exactly the declared set.
     #[serde(rename_all = "camelCase")]
@@ -122,6 +136,10 @@ pub enum ActionKind {
         /// Why.
         reason: Reason,
     },
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl ActionKind {

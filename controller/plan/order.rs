@@ -8,6 +8,8 @@
 //! memory, whatever runs in parallel. When moves wait on each other in a
 //! ring (a swap with no room), one VM hops through a host with room; when no
 //! host has room, the ring's VMs are blocked with the reason.
+//! Disks that travel with their VM take space from a volume ledger the same
+//! way ([`super::storage`]); a move starts only when both fit.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -15,6 +17,7 @@ use crate::provider::{MoveKind, Observed, ObservedHost};
 use crate::spec::Desired;
 
 use super::diff::{WantedMove, gib, move_seconds, needed_switches};
+use super::storage::{StorageLedger, declared_path, disks_on, storage_folder};
 use super::{Action, ActionKind, Blocked, Caps, Plan, Reason};
 
 /// A piece of memory a host can give, and the move that frees it.
@@ -31,6 +34,8 @@ struct Pending {
     from: String,
     /// The previous leg, for the second leg of a hop.
     prev: Option<u32>,
+    /// Where its travelling disks lie now: (volume of `from`, MiB).
+    disks: Vec<(String, u64)>,
 }
 
 /// Builds a plan's actions in a valid order.
@@ -39,6 +44,7 @@ pub(super) struct Builder<'a> {
     observed: &'a Observed,
     caps: &'a Caps,
     ledgers: HashMap<String, Vec<Entry>>,
+    storage: StorageLedger,
     actions: Vec<Action>,
     /// Final move id per VM.
     last_move: HashMap<String, u32>,
@@ -69,6 +75,7 @@ impl<'a> Builder<'a> {
             observed,
             caps,
             ledgers,
+            storage: StorageLedger::new(observed),
             actions: Vec::new(),
             last_move: HashMap::new(),
             blocked: Vec::new(),
@@ -106,7 +113,42 @@ impl<'a> Builder<'a> {
         deps
     }
 
-    fn push_move(&mut self, p: &Pending, to: &str, deps: BTreeSet<u32>, reason: Reason) -> u32 {
+    /// The volume `p`'s disks would go to on `to`, when it has disks.
+    fn volume_for(&self, p: &Pending, to: &str) -> Option<String> {
+        if p.want.disk_mib == 0 {
+            return None;
+        }
+        self.storage.target(to, declared_path(self.desired, to))
+    }
+
+    /// Whether `p` fits on `to` now (memory and, with disks, space).
+    fn fits(&self, p: &Pending, to: &str) -> bool {
+        let need = p.want.memory_mib;
+        let memory = need == 0 || self.available(to) >= need;
+        let disks = p.want.disk_mib == 0
+            || self
+                .volume_for(p, to)
+                .is_some_and(|v| self.storage.available(to, &v) >= p.want.disk_mib);
+        memory && disks
+    }
+
+    /// Takes memory and space for `p` on `to`; returns the moves it waits for.
+    fn take_all(&mut self, p: &Pending, to: &str) -> (BTreeSet<u32>, Option<String>) {
+        let mut deps = self.take(to, p.want.memory_mib);
+        let volume = self.volume_for(p, to);
+        if let Some(v) = &volume {
+            deps.extend(self.storage.take(to, v, p.want.disk_mib));
+        }
+        (deps, volume)
+    }
+
+    fn push_move(
+        &mut self,
+        p: &Pending,
+        to: &str,
+        (deps, volume): (BTreeSet<u32>, Option<String>),
+        reason: Reason,
+    ) -> u32 {
         let id = self.actions.len() as u32 + 1;
         let mut after: BTreeSet<u32> = deps;
         if let Some(prev) = p.prev {
@@ -120,6 +162,9 @@ impl<'a> Builder<'a> {
             (Some(vm), Some(f), Some(t)) => move_seconds(vm, f, t),
             _ => p.want.seconds,
         };
+        let storage_path = volume
+            .as_deref()
+            .map(|v| storage_folder(declared_path(self.desired, to), v, &p.want.vm));
         self.actions.push(Action {
             id,
             kind: ActionKind::Move {
@@ -130,9 +175,16 @@ impl<'a> Builder<'a> {
                 reason,
                 estimated_seconds: seconds,
                 memory_mib: p.want.memory_mib,
+                storage_gib: (p.want.disk_mib as f64 / 1024.0 * 1000.0).round() / 1000.0,
+                volume,
+                storage_path,
+                disk_mib: p.want.disk_mib,
             },
             after: after.into_iter().collect(),
         });
+        for (v, mib) in &p.disks {
+            self.storage.freed_by(&p.from, v, *mib, id);
+        }
         if p.want.kind == MoveKind::Live && p.want.memory_mib > 0 {
             self.ledgers.entry(p.from.clone()).or_default().push(Entry {
                 freed_by: Some(id),
@@ -151,6 +203,12 @@ impl<'a> Builder<'a> {
                 want: w.clone(),
                 from: w.from.clone(),
                 prev: None,
+                disks: self
+                    .observed
+                    .vms
+                    .get(&w.vm)
+                    .map(disks_on)
+                    .unwrap_or_default(),
             })
             .collect();
         while !pending.is_empty() {
@@ -159,11 +217,10 @@ impl<'a> Builder<'a> {
             // (rebuilding the list, not removing from it: O(n) a pass).
             let mut waiting = Vec::with_capacity(pending.len());
             for p in std::mem::take(&mut pending) {
-                let need = p.want.memory_mib;
-                if need == 0 || self.available(&p.want.to) >= need {
-                    let deps = self.take(&p.want.to, need);
+                if self.fits(&p, &p.want.to) {
                     let to = p.want.to.clone();
-                    self.push_move(&p, &to, deps, p.want.reason);
+                    let taken = self.take_all(&p, &to);
+                    self.push_move(&p, &to, taken, p.want.reason);
                     progressed = true;
                 } else {
                     waiting.push(p);
@@ -174,7 +231,7 @@ impl<'a> Builder<'a> {
                 continue;
             }
             // Stalled: first block moves that can never fit, then break rings.
-            if self.block_shortages(&mut pending) {
+            if self.block_shortages(&mut pending) || self.block_space_shortages(&mut pending) {
                 continue;
             }
             if !self.hop_one(&mut pending) {
@@ -257,6 +314,75 @@ impl<'a> Builder<'a> {
         true
     }
 
+    /// Blocks moves with disks into volumes that lack space even after every
+    /// planned move out of them; returns whether any was blocked.
+    fn block_space_shortages(&mut self, pending: &mut Vec<Pending>) -> bool {
+        // (host, volume) -> incoming MiB, and the pending moves headed there.
+        let mut incoming: BTreeMap<(String, String), (u64, Vec<usize>)> = BTreeMap::new();
+        for (i, p) in pending.iter().enumerate() {
+            if let Some(v) = self.volume_for(p, &p.want.to) {
+                let e = incoming.entry((p.want.to.clone(), v)).or_default();
+                e.0 += p.want.disk_mib;
+                e.1.push(i);
+            }
+        }
+        let mut leaving: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for p in pending.iter() {
+            for (v, mib) in &p.disks {
+                *leaving.entry((p.from.as_str(), v.as_str())).or_default() += mib;
+            }
+        }
+        let mut drop: Vec<(usize, String)> = Vec::new();
+        for ((host, volume), (mut need, mut idx)) in incoming {
+            let potential = self.storage.available(&host, &volume)
+                + leaving
+                    .get(&(host.as_str(), volume.as_str()))
+                    .copied()
+                    .unwrap_or(0);
+            if potential >= need {
+                continue;
+            }
+            // Block the largest incoming VMs until the rest fit.
+            idx.sort_by(|a, b| {
+                pending[*b]
+                    .want
+                    .disk_mib
+                    .cmp(&pending[*a].want.disk_mib)
+                    .then(pending[*a].want.vm.cmp(&pending[*b].want.vm))
+            });
+            for i in idx {
+                if need <= potential {
+                    break;
+                }
+                let p = &pending[i];
+                let left = potential.saturating_sub(need - p.want.disk_mib);
+                need -= p.want.disk_mib;
+                drop.push((
+                    i,
+                    format!(
+                        "{}not enough space on volume {volume} of {host}: its disks need {}, and the desired placement leaves at most {} free there ({} short)",
+                        stranded(p),
+                        gib(p.want.disk_mib),
+                        gib(left),
+                        gib(p.want.disk_mib.saturating_sub(left))
+                    ),
+                ));
+            }
+        }
+        if drop.is_empty() {
+            return false;
+        }
+        drop.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        for (i, reason) in drop {
+            let p = pending.remove(i);
+            self.blocked.push(Blocked {
+                vm: p.want.vm.clone(),
+                reason,
+            });
+        }
+        true
+    }
+
     /// Breaks a ring by moving one VM to a host with room first. Only a VM
     /// of a ring hops (one whose host another pending move waits for): moving
     /// any other frees memory nobody is waiting for.
@@ -277,8 +403,12 @@ impl<'a> Builder<'a> {
             let Some(via) = self.hop_host(&p) else {
                 continue;
             };
-            let deps = self.take(&via, p.want.memory_mib);
-            let id = self.push_move(&p, &via, deps, p.want.reason);
+            let taken = self.take_all(&p, &via);
+            let via_volume = taken.1.clone();
+            let id = self.push_move(&p, &via, taken, p.want.reason);
+            pending[i].disks = via_volume
+                .map(|v| vec![(v, p.want.disk_mib)])
+                .unwrap_or_default();
             pending[i].from = via;
             pending[i].prev = Some(id);
             return true;
@@ -313,6 +443,11 @@ impl<'a> Builder<'a> {
                         .and_then(|l| l.first())
                         .map_or(0, |e| if e.freed_by.is_none() { e.mib } else { 0 })
                         >= p.want.memory_mib
+                    && (p.want.disk_mib == 0
+                        || (self.caps.storage(&h.name) > 0
+                            && self.volume_for(p, &h.name).is_some_and(|v| {
+                                self.storage.free_now(&h.name, &v) >= p.want.disk_mib
+                            })))
             })
             .max_by(|a, b| {
                 self.available(&a.name)

@@ -7,6 +7,14 @@
 //! reported limit) and one of `maxParallelMigrations`. Among ready moves,
 //! the one on the busiest remaining host, or with the longest chain behind
 //! it, goes first: list scheduling toward the makespan lower bound.
+//!
+//! A move that copies disks also needs a storage-migration slot on both
+//! hosts (effective cap: the least of the policy's
+//! `maxStorageMigrationsPerHost`, the host's declared `maxStorageMigrations`
+//! and its own reported limit). Where a host has a shared migration network,
+//! its work is bandwidth-bound (bytes through it / `networkMiBps`), and the
+//! estimate shares each network among the copies running through it, as the
+//! simulator and real networks do.
 
 use std::cmp::Ordering;
 use std::cmp::Reverse;
@@ -23,6 +31,12 @@ pub struct Caps {
     per_host: HashMap<String, u32>,
     /// Moves in flight across the fleet.
     pub max_parallel: u32,
+    /// Storage-migration caps per host (absent: 2).
+    storage: HashMap<String, u32>,
+    /// Rate of one migration per host, MiB/s (absent: 1000).
+    rates: HashMap<String, f64>,
+    /// Shared migration networks per host, MiB/s (absent: not shared).
+    networks: HashMap<String, f64>,
 }
 
 impl Caps {
@@ -45,9 +59,38 @@ impl Caps {
                 (h.name.clone(), cap)
             })
             .collect();
+        let storage = observed
+            .hosts
+            .values()
+            .map(|h| {
+                let declared = desired
+                    .hosts
+                    .get(&h.name)
+                    .and_then(|d| d.max_storage_migrations)
+                    .unwrap_or(u32::MAX);
+                let cap = policy
+                    .max_storage_migrations_per_host
+                    .min(declared)
+                    .min(h.max_storage_migrations);
+                (h.name.clone(), cap)
+            })
+            .collect();
+        let rates = observed
+            .hosts
+            .values()
+            .filter_map(|h| h.migration_rate_mibps.map(|r| (h.name.clone(), r)))
+            .collect();
+        let networks = observed
+            .hosts
+            .values()
+            .filter_map(|h| h.network_mibps.map(|n| (h.name.clone(), n)))
+            .collect();
         Caps {
             per_host,
             max_parallel: policy.max_parallel_migrations,
+            storage,
+            rates,
+            networks,
         }
     }
 
@@ -56,12 +99,32 @@ impl Caps {
         Caps {
             per_host,
             max_parallel,
+            storage: HashMap::new(),
+            rates: HashMap::new(),
+            networks: HashMap::new(),
         }
     }
 
     /// Live migrations allowed at once on `host` (in + out).
     pub fn host(&self, host: &str) -> u32 {
         self.per_host.get(host).copied().unwrap_or(0)
+    }
+
+    /// Moves that copy disks allowed at once on `host` (in + out).
+    pub fn storage(&self, host: &str) -> u32 {
+        self.storage.get(host).copied().unwrap_or(2)
+    }
+
+    /// The host's shared migration network, MiB/s, if it has one.
+    pub fn network(&self, host: &str) -> Option<f64> {
+        self.networks.get(host).copied()
+    }
+
+    /// The rate of one migration between two hosts, MiB/s, before any
+    /// network sharing (the lesser of their rates).
+    pub fn rate(&self, from: &str, to: &str) -> f64 {
+        let r = |h: &str| self.rates.get(h).copied().unwrap_or(1000.0);
+        r(from).min(r(to)).max(f64::MIN_POSITIVE)
     }
 }
 
@@ -124,6 +187,10 @@ struct MoveInfo {
     from: String,
     to: String,
     live: bool,
+    /// It copies disks: it needs storage-migration slots.
+    storage: bool,
+    /// MiB it transfers (memory when live, plus disks).
+    mib: f64,
     seconds: f64,
 }
 
@@ -134,11 +201,20 @@ fn move_info(a: &Action) -> Option<MoveInfo> {
             to,
             method,
             estimated_seconds,
+            memory_mib,
+            disk_mib,
             ..
         } => Some(MoveInfo {
             from: from.clone(),
             to: to.clone(),
             live: *method == MoveKind::Live,
+            storage: *disk_mib > 0,
+            mib: (*disk_mib
+                + if *method == MoveKind::Live {
+                    *memory_mib
+                } else {
+                    0
+                }) as f64,
             seconds: *estimated_seconds,
         }),
         _ => None,
@@ -148,10 +224,11 @@ fn move_info(a: &Action) -> Option<MoveInfo> {
 /// Tracks ready and running actions and picks which start next.
 ///
 /// Priorities are fixed when the plan is loaded: the longer of the chain of
-/// work behind a move and the live-migration work on its busier host (per
-/// slot), then the move's own length. Ready moves that do not fit because a
-/// host is full are parked on that host until one of its migrations ends,
-/// so each pick costs a few set operations, not a scan of every ready move.
+/// work behind a move and the work on its busier host (live-migration and
+/// storage-migration time per slot, and bytes over a shared network), then
+/// the move's own length. Ready moves that do not fit because a host is
+/// full are parked on that host until one of its migrations ends, so each
+/// pick costs a few set operations, not a scan of every ready move.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
     caps: Caps,
@@ -160,7 +237,11 @@ pub struct Scheduler {
     ready: BTreeSet<(Reverse<(u64, u64)>, u32)>,
     parked: HashMap<String, Vec<u32>>,
     running_on: HashMap<String, u32>,
+    storage_on: HashMap<String, u32>,
     running: u32,
+    /// Moves with storage parked by the last picks, and the limit that
+    /// held each (`s01: 2 of 2 storage migrations`).
+    held: Vec<(u32, String)>,
 }
 
 impl Scheduler {
@@ -184,13 +265,7 @@ impl Scheduler {
                 .fold(0.0f64, |m, v| m.max(*v));
             tail.insert(a.id, own + next);
         }
-        let mut load: HashMap<&str, f64> = HashMap::new();
-        for m in moves.values().filter(|m| m.live) {
-            for h in [&m.from, &m.to] {
-                let cap = f64::from(caps.host(h).max(1));
-                *load.entry(h.as_str()).or_default() += m.seconds / cap;
-            }
-        }
+        let load = host_load(moves.values(), caps);
         let millis = |s: f64| (s.max(0.0) * 1000.0).round() as u64;
         let priority = plan
             .actions
@@ -198,7 +273,7 @@ impl Scheduler {
             .map(|a| {
                 let t = tail.get(&a.id).copied().unwrap_or(0.0);
                 let p = match moves.get(&a.id) {
-                    Some(m) if m.live => {
+                    Some(m) if m.live || m.storage => {
                         let l = |h: &str| load.get(h).copied().unwrap_or(0.0);
                         (millis(t.max(l(&m.from)).max(l(&m.to))), millis(m.seconds))
                     }
@@ -217,7 +292,9 @@ impl Scheduler {
             ready: BTreeSet::new(),
             parked: HashMap::new(),
             running_on: HashMap::new(),
+            storage_on: HashMap::new(),
             running: 0,
+            held: Vec::new(),
         }
     }
 
@@ -236,12 +313,28 @@ impl Scheduler {
         self.running_on.get(host).copied().unwrap_or(0)
     }
 
-    /// The host that keeps a live move from starting, if one does.
-    fn full_host(&self, m: &MoveInfo) -> Option<String> {
-        [&m.from, &m.to]
-            .into_iter()
-            .find(|h| self.busy(h) >= self.caps.host(h))
-            .cloned()
+    fn storage_busy(&self, host: &str) -> u32 {
+        self.storage_on.get(host).copied().unwrap_or(0)
+    }
+
+    /// The host that keeps a move from starting, if one does, and which of
+    /// its limits is full.
+    fn full_host(&self, m: &MoveInfo) -> Option<(String, String)> {
+        for h in [&m.from, &m.to] {
+            if m.storage {
+                let (n, cap) = (self.storage_busy(h), self.caps.storage(h));
+                if n >= cap {
+                    return Some((h.clone(), format!("{h}: {n} of {cap} storage migrations")));
+                }
+            }
+            if m.live {
+                let (n, cap) = (self.busy(h), self.caps.host(h));
+                if n >= cap {
+                    return Some((h.clone(), format!("{h}: {n} of {cap} live migrations")));
+                }
+            }
+        }
+        None
     }
 
     /// Starts, most urgent first, every ready action that fits under the
@@ -261,9 +354,10 @@ impl Scheduler {
                 skipped.push(entry);
                 break;
             }
-            if m.live
-                && let Some(h) = self.full_host(&m)
-            {
+            if let Some((h, why)) = self.full_host(&m) {
+                if m.storage {
+                    self.held.push((id, why));
+                }
                 self.parked.entry(h).or_default().push(id);
                 continue;
             }
@@ -274,15 +368,24 @@ impl Scheduler {
         started
     }
 
+    /// Moves with storage that the last picks parked, with the limit that
+    /// holds each (`s01: 2 of 2 storage migrations`); cleared by the call.
+    pub fn take_held(&mut self) -> Vec<(u32, String)> {
+        std::mem::take(&mut self.held)
+    }
+
     /// Counts `id` as running (for moves started outside [`Self::pick`]).
     pub fn start(&mut self, id: u32) {
         let Some(m) = self.moves.get(&id).cloned() else {
             return;
         };
         self.running += 1;
-        if m.live {
-            for h in [&m.from, &m.to] {
+        for h in [&m.from, &m.to] {
+            if m.live {
                 *self.running_on.entry(h.clone()).or_default() += 1;
+            }
+            if m.storage {
+                *self.storage_on.entry(h.clone()).or_default() += 1;
             }
         }
     }
@@ -294,9 +397,16 @@ impl Scheduler {
             return;
         };
         self.running = self.running.saturating_sub(1);
-        if m.live {
+        if m.live || m.storage {
             for h in [&m.from, &m.to] {
-                if let Some(n) = self.running_on.get_mut(h.as_str()) {
+                if m.live
+                    && let Some(n) = self.running_on.get_mut(h.as_str())
+                {
+                    *n = n.saturating_sub(1);
+                }
+                if m.storage
+                    && let Some(n) = self.storage_on.get_mut(h.as_str())
+                {
                     *n = n.saturating_sub(1);
                 }
                 for p in self.parked.remove(h.as_str()).unwrap_or_default() {
@@ -310,6 +420,41 @@ impl Scheduler {
     pub fn running_on(&self, host: &str) -> u32 {
         self.busy(host)
     }
+
+    /// Moves with storage now counted on a host.
+    pub fn storage_running_on(&self, host: &str) -> u32 {
+        self.storage_busy(host)
+    }
+}
+
+/// Work per host, seconds: the most of live-migration time per live slot,
+/// storage-migration time per storage slot, and bytes over its shared
+/// network (each a lower bound on how long the host stays busy).
+fn host_load<'a>(moves: impl Iterator<Item = &'a MoveInfo>, caps: &Caps) -> HashMap<&'a str, f64> {
+    let mut live: HashMap<&str, f64> = HashMap::new();
+    let mut storage: HashMap<&str, f64> = HashMap::new();
+    let mut bytes: HashMap<&str, f64> = HashMap::new();
+    for m in moves {
+        for h in [&m.from, &m.to] {
+            if m.live {
+                let cap = f64::from(caps.host(h).max(1));
+                *live.entry(h.as_str()).or_default() += m.seconds / cap;
+            }
+            if m.storage {
+                let cap = f64::from(caps.storage(h).max(1));
+                *storage.entry(h.as_str()).or_default() += m.seconds / cap;
+            }
+            if let (true, Some(net)) = (m.live || m.storage, caps.network(h)) {
+                *bytes.entry(h.as_str()).or_default() += m.mib / net;
+            }
+        }
+    }
+    let mut load = live;
+    for (h, v) in storage.into_iter().chain(bytes) {
+        let e = load.entry(h).or_default();
+        *e = e.max(v);
+    }
+    load
 }
 
 #[derive(PartialEq)]
@@ -328,8 +473,22 @@ impl Ord for Ends {
 }
 
 /// How long the plan takes when every action lasts its estimate and the
-/// scheduler picks as the executor does, seconds.
+/// scheduler picks as the executor does, seconds. Where a move runs through
+/// a shared network, its copy slows while others share it.
 pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
+    let shared = plan.actions.iter().filter_map(move_info).any(|m| {
+        (m.live || m.storage) && (caps.network(&m.from).is_some() || caps.network(&m.to).is_some())
+    });
+    let secs = if shared {
+        super::flow::makespan(plan, caps)
+    } else {
+        fixed_makespan(plan, caps)
+    };
+    (secs * 10.0).round() / 10.0
+}
+
+/// The makespan when every action lasts its own estimate.
+fn fixed_makespan(plan: &Plan, caps: &Caps) -> f64 {
     let mut sched = Scheduler::new(plan, caps);
     let mut deps = Dependencies::new(plan);
     let seconds: HashMap<u32, f64> = plan
@@ -364,5 +523,21 @@ pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
             plan.actions.len() - done
         );
     }
-    (now * 10.0).round() / 10.0
+    now
+}
+
+/// What the shared-network estimate needs to know of a move.
+pub(super) struct Transfer {
+    pub from: String,
+    pub to: String,
+    pub mib: f64,
+}
+
+/// The transfer of an action, when it is a move.
+pub(super) fn transfer(a: &Action) -> Option<Transfer> {
+    move_info(a).map(|m| Transfer {
+        from: m.from,
+        to: m.to,
+        mib: if m.live || m.storage { m.mib } else { 0.0 },
+    })
 }

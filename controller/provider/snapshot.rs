@@ -3,13 +3,14 @@
 //! CI jobs that cannot reach the hosts plan against a committed or uploaded
 //! snapshot (`plan --observed FILE`). The snapshot is a Placement document
 //! whose `spec` is the placement as observed and whose `status` carries the
-//! facts planning needs (memory, limits, CPU vendors, switches, power state).
+//! facts planning needs (memory, limits, CPU vendors, switches, power state,
+//! volumes with their free space, disks and the volumes they lie on).
 
 use async_trait::async_trait;
 
 use crate::provider::{
-    JobId, MoveRequest, Observed, ObservedAdapter, ObservedHost, ObservedVm, Provider,
-    ProviderError,
+    JobId, MoveRequest, Observed, ObservedAdapter, ObservedDisk, ObservedHost, ObservedVm,
+    ObservedVolume, Provider, ProviderError,
 };
 use crate::spec::{Acl, CpuVendor, Desired, Direction, PowerState};
 
@@ -45,9 +46,21 @@ impl Snapshot {
                     switches: st.map(|s| s.switches.clone()).unwrap_or_default(),
                     migration_rate_mibps: st.and_then(|s| s.migration_rate_mibps),
                     reachable: st.is_some_and(|s| s.reachable),
-                    max_storage_migrations: 2,
-                    network_mibps: None,
-                    volumes: Vec::new(),
+                    max_storage_migrations: st.map_or(h.max_storage_migrations.unwrap_or(2), |s| {
+                        s.max_storage_migrations
+                    }),
+                    network_mibps: st.and_then(|s| s.network_mibps),
+                    volumes: st
+                        .map(|s| {
+                            s.volumes
+                                .iter()
+                                .map(|v| ObservedVolume {
+                                    path: v.path.clone(),
+                                    free_mib: v.free_mib,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     cluster: None,
                 },
             );
@@ -64,7 +77,18 @@ impl Snapshot {
                     operation: st.and_then(|s| s.operation),
                     migrating_to: st.and_then(|s| s.migrating_to.clone()),
                     job: None,
-                    disks: Vec::new(),
+                    disks: st
+                        .map(|s| {
+                            s.disks
+                                .iter()
+                                .map(|d| ObservedDisk {
+                                    path: d.path.clone(),
+                                    size_mib: d.size_mib,
+                                    volume: d.volume.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     clustered: false,
                     adapters: v
                         .adapters
@@ -155,6 +179,8 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
             name: sp(&h.name),
             maintenance: None,
             max_migrations: None,
+            max_storage_migrations: None,
+            storage_path: None,
         })
         .collect();
     let vms = observed
@@ -191,6 +217,18 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
                 switches: h.switches.iter().map(|s| sp(s)).collect(),
                 migration_rate_mibps: h.migration_rate_mibps.map(Sp::new),
                 reachable: h.reachable,
+                max_storage_migrations: Some(Sp::new(i64::from(h.max_storage_migrations))),
+                network_mibps: h.network_mibps.map(Sp::new),
+                volumes: h
+                    .volumes
+                    .iter()
+                    .map(|v| {
+                        Sp::new(VolumeRaw {
+                            path: sp(&v.path),
+                            free_gib: gib(v.free_mib),
+                        })
+                    })
+                    .collect(),
             })
             .collect(),
         vms: observed
@@ -207,6 +245,17 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
                     })
                 }),
                 migrating_to: v.migrating_to.as_deref().map(sp),
+                disks: v
+                    .disks
+                    .iter()
+                    .map(|d| {
+                        Sp::new(DiskRaw {
+                            path: sp(&d.path),
+                            size_gib: gib(d.size_mib),
+                            volume: d.volume.as_deref().map(sp),
+                        })
+                    })
+                    .collect(),
             })
             .collect(),
     };

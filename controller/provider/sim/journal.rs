@@ -4,6 +4,7 @@
 //! since the world began) and `event`, exactly as the contract lists them.
 //! `acl_added` also carries the whole `rule`, and `vlan_set` records VLAN
 //! changes, so the journal tells every change the world went through.
+//! Migration events also carry `storageGiB` and `volume` ([`MoveStorage`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,20 @@ pub struct Event {
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// On migration events: the storage the move copies (`storageGiB`,
+    /// `volume`); `None` on every other event.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<MoveStorage>,
+}
+
+/// The storage side of a migration event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoveStorage {
+    /// GiB of disks copied (0: memory only, or nothing copied).
+    #[serde(rename = "storageGiB")]
+    pub storage_gib: f64,
+    /// The destination volume's path; `None` when nothing is copied.
+    pub volume: Option<String>,
 }
 
 /// What happened.

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::provider::{JobId, MoveRequest, Observed, ObservedVm, Provider, ProviderError};
 use crate::spec::{self, Acl, Direction, FleetSpec, SpecError};
 
-pub use journal::{Event, EventKind};
+pub use journal::{Event, EventKind, MoveStorage};
 pub use world::{SimTime, World};
 
 /// Folder beside the Fleet file that holds a world's state.

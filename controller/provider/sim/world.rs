@@ -5,18 +5,26 @@
 //! owner advances it to "now" before each operation, and every scheduled
 //! event (a migration ending, a wait for a slot running out) is processed at
 //! its exact time, whenever the owner happens to look.
+//!
+//! A migration that transfers data (a live one, or one that copies disks)
+//! first copies, then takes the fixed 5 s to finish. While copying it moves
+//! at `min(rate of source, rate of destination)`, and where a host has a
+//! shared migration network (`networkMiBps`) at most `networkMiBps / n`, n
+//! being the migrations copying through that host at that moment; rates are
+//! recomputed whenever a copy starts or ends, so durations are dynamic and
+//! each copy's end is re-scheduled event by event.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::provider::{
-    JobId, MoveKind, MoveRequest, Observed, ObservedAdapter, ObservedHost, ObservedVm,
-    ProviderError, WaitReason,
+    JobId, MoveKind, MoveRequest, Observed, ObservedAdapter, ObservedDisk, ObservedHost,
+    ObservedVm, ObservedVolume, ProviderError, WaitReason,
 };
 use crate::spec::{Acl, CpuVendor, Direction, FleetSpec, PowerState, VmOperation};
 
-use super::journal::{Event, EventKind};
+use super::journal::{Event, EventKind, MoveStorage};
 
 /// Simulated time in microseconds since the world began.
 pub type SimTime = u64;
@@ -32,7 +40,7 @@ pub fn seconds(t: SimTime) -> f64 {
     t as f64 / SECOND as f64
 }
 
-/// Duration of a live migration by the contract's model:
+/// Duration of a live migration alone on its hosts' networks:
 /// `5 s + memoryMiB / min(rate of source, rate of destination)`.
 pub fn live_duration(memory_mib: u64, rate_from: f64, rate_to: f64) -> SimTime {
     let rate = rate_from.min(rate_to).max(f64::MIN_POSITIVE);
@@ -61,6 +69,39 @@ struct Host {
     used_mib: u64,
     /// Live migrations touching this host that are transferring.
     active_live: u32,
+    /// Own limit for moves that copy disks.
+    #[serde(default = "two")]
+    max_storage: u32,
+    /// Shared migration network, MiB/s.
+    #[serde(default)]
+    network: Option<f64>,
+    /// Volumes where VM files live.
+    #[serde(default)]
+    volumes: Vec<Volume>,
+    /// Moves with storage touching this host that hold a slot.
+    #[serde(default)]
+    active_storage: u32,
+    /// Migrations touching this host that are copying data now.
+    #[serde(default)]
+    copying: u32,
+}
+
+fn two() -> u32 {
+    2
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Volume {
+    path: String,
+    free_mib: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Disk {
+    path: String,
+    size_mib: u64,
+    /// Index of the volume of the VM's host it lies on; `None`: shared.
+    volume: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +115,18 @@ struct Vm {
     attempts: u32,
     adapters: Vec<Adapter>,
     job: Option<u64>,
+    #[serde(default)]
+    disks: Vec<Disk>,
+}
+
+impl Vm {
+    fn local_disk_mib(&self) -> u64 {
+        self.disks
+            .iter()
+            .filter(|d| d.volume.is_some())
+            .map(|d| d.size_mib)
+            .sum()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +145,9 @@ enum Phase {
     Waiting { deadline: SimTime },
     /// Moving; ends at `ends`, failing with `fail` when set.
     Transferring { ends: SimTime, fail: Option<String> },
+    /// Copying data (memory and/or disks) at the migration's current rate;
+    /// then `Transferring` for the fixed 5 s.
+    Copying,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,6 +161,22 @@ struct Migration {
     /// Outcome decided at request time (seeded), applied when it ends.
     fail: Option<String>,
     phase: Phase,
+    /// MiB of disks copied (0: memory only or a plain offline move).
+    #[serde(default)]
+    storage_mib: u64,
+    /// The destination volume (index on the destination host).
+    #[serde(default)]
+    volume: Option<usize>,
+    /// The folder the VM's files go to on the destination.
+    #[serde(default)]
+    storage_path: Option<String>,
+    /// While copying: MiB left at `since`, and the rate since then.
+    #[serde(default)]
+    left_mib: f64,
+    #[serde(default)]
+    rate: f64,
+    #[serde(default)]
+    since: SimTime,
 }
 
 impl Migration {
@@ -112,6 +184,30 @@ impl Migration {
         match self.phase {
             Phase::Waiting { deadline } => deadline,
             Phase::Transferring { ends, .. } => ends,
+            Phase::Copying => {
+                self.since
+                    + (self.left_mib / self.rate.max(f64::MIN_POSITIVE) * SECOND as f64).round()
+                        as SimTime
+            }
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.kind == MoveKind::Live
+    }
+
+    fn with_storage(&self) -> bool {
+        self.storage_mib > 0
+    }
+
+    /// What it reports in the journal.
+    fn storage(&self, hosts: &[Host]) -> MoveStorage {
+        MoveStorage {
+            storage_gib: (self.storage_mib as f64 / 1024.0 * 1000.0).round() / 1000.0,
+            volume: self
+                .volume
+                .and_then(|v| hosts[self.to].volumes.get(v))
+                .map(|v| v.path.clone()),
         }
     }
 }
@@ -155,6 +251,18 @@ impl World {
                 down: h.down,
                 used_mib: 0,
                 active_live: 0,
+                max_storage: h.max_storage_migrations,
+                network: h.network_mibps,
+                volumes: h
+                    .volumes
+                    .iter()
+                    .map(|v| Volume {
+                        path: v.path.clone(),
+                        free_mib: v.free_mib,
+                    })
+                    .collect(),
+                active_storage: 0,
+                copying: 0,
             })
             .collect();
         let host_index: HashMap<String, usize> = hosts
@@ -188,6 +296,17 @@ impl World {
             if v.state.is_live() {
                 world.hosts[host].used_mib += v.memory_mib;
             }
+            let disks =
+                v.disks
+                    .iter()
+                    .map(|d| Disk {
+                        path: d.path.clone(),
+                        size_mib: d.size_mib,
+                        volume: d.volume.as_ref().and_then(|p| {
+                            world.hosts[host].volumes.iter().position(|x| &x.path == p)
+                        }),
+                    })
+                    .collect();
             world.vms.push(Vm {
                 name: v.name.clone(),
                 host,
@@ -213,6 +332,7 @@ impl World {
                     })
                     .collect(),
                 job: None,
+                disks,
             });
         }
         world.reindex();
@@ -268,7 +388,24 @@ impl World {
     }
 
     fn process_due(&mut self, t: SimTime) {
-        // 1. Transfers ending now complete or fail, freeing slots.
+        let mut changed = false;
+        // 1. Copies ending now enter their fixed 5 s, freeing network share.
+        for i in 0..self.migrations.len() {
+            let m = &self.migrations[i];
+            if matches!(m.phase, Phase::Copying) && m.due() <= t {
+                let (from, to) = (m.from, m.to);
+                let fail = m.fail.clone();
+                self.hosts[from].copying = self.hosts[from].copying.saturating_sub(1);
+                self.hosts[to].copying = self.hosts[to].copying.saturating_sub(1);
+                self.migrations[i].left_mib = 0.0;
+                self.migrations[i].phase = Phase::Transferring {
+                    ends: t + BASE_MOVE,
+                    fail,
+                };
+                changed = true;
+            }
+        }
+        // 2. Transfers ending now complete or fail, freeing slots.
         let mut i = 0;
         while i < self.migrations.len() {
             if matches!(self.migrations[i].phase, Phase::Transferring { ends, .. } if ends <= t) {
@@ -278,53 +415,146 @@ impl World {
                 i += 1;
             }
         }
-        // 2. Waiting migrations take freed slots, first come first served.
-        self.start_waiting();
-        // 3. Waits that ran out fail.
+        // 3. Waiting migrations take freed slots, first come first served.
+        changed |= self.start_waiting();
+        // 4. Waits that ran out fail.
         let mut i = 0;
         while i < self.migrations.len() {
             if matches!(self.migrations[i].phase, Phase::Waiting { deadline } if deadline <= t) {
                 let m = self.migrations.remove(i);
-                let msg = format!(
-                    "no live-migration slot freed on {} or {} within {}s; the job gave up",
-                    self.hosts[m.from].name,
-                    self.hosts[m.to].name,
-                    seconds(self.faults.over_limit_wait)
-                );
+                let msg = if m.with_storage() {
+                    format!(
+                        "no migration slot freed within {}s ({}); the job gave up",
+                        seconds(self.faults.over_limit_wait),
+                        self.held_by(&m).join("; ")
+                    )
+                } else {
+                    format!(
+                        "no live-migration slot freed on {} or {} within {}s; the job gave up",
+                        self.hosts[m.from].name,
+                        self.hosts[m.to].name,
+                        seconds(self.faults.over_limit_wait)
+                    )
+                };
                 self.release_reservation(&m);
                 self.fail(&m, ProviderError::wait(WaitReason::HostBusy, msg));
             } else {
                 i += 1;
             }
         }
-    }
-
-    fn start_waiting(&mut self) {
-        for i in 0..self.migrations.len() {
-            let (from, to, vm) = {
-                let m = &self.migrations[i];
-                if !matches!(m.phase, Phase::Waiting { .. }) {
-                    continue;
-                }
-                (m.from, m.to, m.vm)
-            };
-            if self.has_slot(from) && self.has_slot(to) {
-                self.hosts[from].active_live += 1;
-                self.hosts[to].active_live += 1;
-                let ends = self.now
-                    + live_duration(
-                        self.vms[vm].memory_mib,
-                        self.hosts[from].rate,
-                        self.hosts[to].rate,
-                    );
-                let fail = self.migrations[i].fail.clone();
-                self.migrations[i].phase = Phase::Transferring { ends, fail };
-            }
+        // 5. Shares of shared networks follow the new number of copies.
+        if changed {
+            self.rerate();
         }
     }
 
-    fn has_slot(&self, host: usize) -> bool {
-        self.hosts[host].active_live < self.hosts[host].max_migrations
+    /// Starts waiting migrations that now have their slots; returns whether
+    /// any started.
+    fn start_waiting(&mut self) -> bool {
+        let mut any = false;
+        for i in 0..self.migrations.len() {
+            if matches!(self.migrations[i].phase, Phase::Waiting { .. })
+                && self.has_slots(&self.migrations[i])
+            {
+                self.begin(i);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Whether both hosts have every slot a migration needs.
+    fn has_slots(&self, m: &Migration) -> bool {
+        [m.from, m.to].into_iter().all(|h| {
+            let host = &self.hosts[h];
+            (!m.live() || host.active_live < host.max_migrations)
+                && (!m.with_storage() || host.active_storage < host.max_storage)
+        })
+    }
+
+    /// Which limits keep a migration waiting, for messages
+    /// (`s01: 2 of 2 storage migrations`).
+    fn held_by(&self, m: &Migration) -> Vec<String> {
+        let mut out = Vec::new();
+        for h in [m.from, m.to] {
+            let host = &self.hosts[h];
+            if m.with_storage() && host.active_storage >= host.max_storage {
+                out.push(format!(
+                    "{}: {} of {} storage migrations",
+                    host.name, host.active_storage, host.max_storage
+                ));
+            }
+            if m.live() && host.active_live >= host.max_migrations {
+                out.push(format!(
+                    "{}: {} of {} live migrations",
+                    host.name, host.active_live, host.max_migrations
+                ));
+            }
+        }
+        out
+    }
+
+    /// Takes a migration's slots and starts its copy (or, with nothing to
+    /// copy, its fixed 5 s).
+    fn begin(&mut self, i: usize) {
+        let m = &self.migrations[i];
+        let (from, to, live, storage) = (m.from, m.to, m.live(), m.with_storage());
+        for h in [from, to] {
+            if live {
+                self.hosts[h].active_live += 1;
+            }
+            if storage {
+                self.hosts[h].active_storage += 1;
+            }
+        }
+        let mib = m.storage_mib + if live { self.vms[m.vm].memory_mib } else { 0 };
+        if mib == 0 {
+            let fail = m.fail.clone();
+            self.migrations[i].phase = Phase::Transferring {
+                ends: self.now + BASE_MOVE,
+                fail,
+            };
+            return;
+        }
+        self.hosts[from].copying += 1;
+        self.hosts[to].copying += 1;
+        let rate = self.rate_of(from, to);
+        let m = &mut self.migrations[i];
+        m.left_mib = mib as f64;
+        m.rate = rate;
+        m.since = self.now;
+        m.phase = Phase::Copying;
+    }
+
+    /// The rate a copy between two hosts gets now.
+    fn rate_of(&self, from: usize, to: usize) -> f64 {
+        let mut rate = self.hosts[from].rate.min(self.hosts[to].rate);
+        for h in [from, to] {
+            if let Some(net) = self.hosts[h].network {
+                rate = rate.min(net / f64::from(self.hosts[h].copying.max(1)));
+            }
+        }
+        rate.max(f64::MIN_POSITIVE)
+    }
+
+    /// Recomputes the rate of every copy whose share changed, booking the
+    /// progress made at the old rate first.
+    fn rerate(&mut self) {
+        let now = self.now;
+        for i in 0..self.migrations.len() {
+            if !matches!(self.migrations[i].phase, Phase::Copying) {
+                continue;
+            }
+            let rate = self.rate_of(self.migrations[i].from, self.migrations[i].to);
+            let m = &mut self.migrations[i];
+            if rate == m.rate {
+                continue;
+            }
+            let done = m.rate * seconds(now.saturating_sub(m.since));
+            m.left_mib = (m.left_mib - done).max(0.0);
+            m.since = now;
+            m.rate = rate;
+        }
     }
 
     fn release_reservation(&mut self, m: &Migration) {
@@ -333,12 +563,22 @@ impl World {
             let to = &mut self.hosts[m.to];
             to.used_mib = to.used_mib.saturating_sub(mem);
         }
+        if let Some(v) = m.volume
+            && let Some(vol) = self.hosts[m.to].volumes.get_mut(v)
+        {
+            vol.free_mib += m.storage_mib;
+        }
     }
 
     fn finish_transfer(&mut self, m: Migration) {
-        if m.kind == MoveKind::Live {
-            self.hosts[m.from].active_live = self.hosts[m.from].active_live.saturating_sub(1);
-            self.hosts[m.to].active_live = self.hosts[m.to].active_live.saturating_sub(1);
+        for h in [m.from, m.to] {
+            let host = &mut self.hosts[h];
+            if m.live() {
+                host.active_live = host.active_live.saturating_sub(1);
+            }
+            if m.with_storage() {
+                host.active_storage = host.active_storage.saturating_sub(1);
+            }
         }
         if let Some(msg) = m.fail.clone() {
             self.release_reservation(&m);
@@ -350,6 +590,9 @@ impl World {
             let from = &mut self.hosts[m.from];
             from.used_mib = from.used_mib.saturating_sub(mem);
         }
+        if m.with_storage() {
+            self.move_disks(&m);
+        }
         self.vms[m.vm].host = m.to;
         self.vms[m.vm].job = None;
         let (vm, from, to) = (
@@ -357,12 +600,16 @@ impl World {
             self.hosts[m.from].name.clone(),
             self.hosts[m.to].name.clone(),
         );
-        self.emit(EventKind::MigrationCompleted {
-            vm: vm.clone(),
-            from,
-            to,
-            kind: m.kind,
-        });
+        let storage = m.storage(&self.hosts);
+        self.emit_storage(
+            EventKind::MigrationCompleted {
+                vm: vm.clone(),
+                from,
+                to,
+                kind: m.kind,
+            },
+            storage,
+        );
         self.finished.insert(m.job, Ok(()));
         if self.faults.drop_acls_on_migration {
             let adapters = std::mem::take(&mut self.vms[m.vm].adapters);
@@ -398,15 +645,42 @@ impl World {
         }
     }
 
+    /// A completed move with storage: the source volumes get the disks'
+    /// space back, and the disks now lie in the destination folder.
+    fn move_disks(&mut self, m: &Migration) {
+        let folder = m.storage_path.clone().or_else(|| {
+            m.volume
+                .and_then(|v| self.hosts[m.to].volumes.get(v))
+                .map(|v| format!("{}\\{}", v.path.trim_end_matches('\\'), self.vms[m.vm].name))
+        });
+        let mut disks = std::mem::take(&mut self.vms[m.vm].disks);
+        for d in &mut disks {
+            let Some(v) = d.volume else { continue };
+            if let Some(vol) = self.hosts[m.from].volumes.get_mut(v) {
+                vol.free_mib += d.size_mib;
+            }
+            d.volume = m.volume;
+            if let Some(folder) = &folder {
+                let file = d.path.rsplit(['\\', '/']).next().unwrap_or(&d.path);
+                d.path = format!("{}\\{file}", folder.trim_end_matches('\\'));
+            }
+        }
+        self.vms[m.vm].disks = disks;
+    }
+
     fn fail(&mut self, m: &Migration, error: ProviderError) {
         self.vms[m.vm].job = None;
-        self.emit(EventKind::MigrationFailed {
-            vm: self.vms[m.vm].name.clone(),
-            from: self.hosts[m.from].name.clone(),
-            to: self.hosts[m.to].name.clone(),
-            kind: m.kind,
-            error: error.message.clone(),
-        });
+        let storage = m.storage(&self.hosts);
+        self.emit_storage(
+            EventKind::MigrationFailed {
+                vm: self.vms[m.vm].name.clone(),
+                from: self.hosts[m.from].name.clone(),
+                to: self.hosts[m.to].name.clone(),
+                kind: m.kind,
+                error: error.message.clone(),
+            },
+            storage,
+        );
         self.finished.insert(m.job, Err(error));
     }
 
@@ -414,6 +688,15 @@ impl World {
         self.events.push(Event {
             t: seconds(self.now),
             kind,
+            storage: None,
+        });
+    }
+
+    fn emit_storage(&mut self, kind: EventKind, storage: MoveStorage) {
+        self.events.push(Event {
+            t: seconds(self.now),
+            kind,
+            storage: Some(storage),
         });
     }
 
@@ -429,6 +712,29 @@ impl World {
             .backups
             .iter()
             .any(|(at, len)| self.now >= *at && self.now < at.saturating_add(*len))
+    }
+
+    /// The destination volume of a move with storage: the one holding the
+    /// requested folder, or else the one with the most free space.
+    fn target_volume(&self, to: usize, path: Option<&str>) -> Result<usize, ProviderError> {
+        let host = &self.hosts[to];
+        let paths = host.volumes.iter().map(|v| v.path.as_str());
+        let found = match path {
+            Some(p) => crate::spec::volume_of(p, paths)
+                .and_then(|v| host.volumes.iter().position(|x| x.path == v)),
+            None => (0..host.volumes.len()).max_by(|a, b| {
+                host.volumes[*a]
+                    .free_mib
+                    .cmp(&host.volumes[*b].free_mib)
+                    .then(b.cmp(a))
+            }),
+        };
+        found.ok_or_else(|| {
+            ProviderError::permanent(match path {
+                Some(p) => format!("`{p}` lies on no volume of `{}`", host.name),
+                None => format!("`{}` has no volume for VM files", host.name),
+            })
+        })
     }
 
     /// Requests a move at the current time; the job's outcome comes later
@@ -462,12 +768,11 @@ impl World {
         self.next_job += 1;
         self.vms[vm].attempts += 1;
         let attempt = self.vms[vm].attempts;
-        self.emit(EventKind::MigrationStarted {
-            vm: req.vm.clone(),
-            from: req.from.clone(),
-            to: req.to.clone(),
-            kind,
-        });
+        let storage_mib = if from == to {
+            0
+        } else {
+            self.vms[vm].local_disk_mib()
+        };
         let mut m = Migration {
             job,
             vm,
@@ -477,8 +782,40 @@ impl World {
             requested: self.now,
             fail: None,
             phase: Phase::Waiting { deadline: self.now },
+            storage_mib,
+            volume: None,
+            storage_path: req.storage_path.clone(),
+            left_mib: 0.0,
+            rate: 0.0,
+            since: self.now,
         };
-        if let Some(error) = self.refusal(vm, from, to, kind) {
+        let target = if storage_mib > 0 {
+            match self.target_volume(to, req.storage_path.as_deref()) {
+                Ok(v) => {
+                    m.volume = Some(v);
+                    Ok(v)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            Ok(0)
+        };
+        let storage = m.storage(&self.hosts);
+        self.emit_storage(
+            EventKind::MigrationStarted {
+                vm: req.vm.clone(),
+                from: req.from.clone(),
+                to: req.to.clone(),
+                kind,
+            },
+            storage,
+        );
+        let refused = match target {
+            Err(e) => Some(e),
+            Ok(_) => self.refusal(vm, from, to, kind, m.volume, storage_mib),
+        };
+        if let Some(error) = refused {
+            m.volume = None;
             self.fail(&m, error);
             return Ok(JobId(job.to_string()));
         }
@@ -491,40 +828,45 @@ impl World {
             m.fail = Some("migration failed: the connection to the destination was lost (simulated transient failure)".to_string());
         }
         self.vms[vm].job = Some(job);
-        match kind {
-            MoveKind::Offline => {
-                m.phase = Phase::Transferring {
-                    ends: self.now + BASE_MOVE,
-                    fail: m.fail.clone(),
-                };
-            }
-            MoveKind::Live => {
-                self.hosts[to].used_mib += self.vms[vm].memory_mib;
-                if self.has_slot(from) && self.has_slot(to) {
-                    self.hosts[from].active_live += 1;
-                    self.hosts[to].active_live += 1;
-                    m.phase = Phase::Transferring {
-                        ends: self.now
-                            + live_duration(
-                                self.vms[vm].memory_mib,
-                                self.hosts[from].rate,
-                                self.hosts[to].rate,
-                            ),
-                        fail: m.fail.clone(),
-                    };
-                } else {
-                    m.phase = Phase::Waiting {
-                        deadline: self.now + self.faults.over_limit_wait,
-                    };
-                }
-            }
+        if kind == MoveKind::Offline && storage_mib == 0 {
+            m.phase = Phase::Transferring {
+                ends: self.now + BASE_MOVE,
+                fail: m.fail.clone(),
+            };
+            self.migrations.push(m);
+            return Ok(JobId(job.to_string()));
         }
+        if kind == MoveKind::Live {
+            self.hosts[to].used_mib += self.vms[vm].memory_mib;
+        }
+        if let Some(v) = m.volume
+            && let Some(vol) = self.hosts[to].volumes.get_mut(v)
+        {
+            vol.free_mib = vol.free_mib.saturating_sub(storage_mib);
+        }
+        let ready = self.has_slots(&m);
+        m.phase = Phase::Waiting {
+            deadline: self.now + self.faults.over_limit_wait,
+        };
         self.migrations.push(m);
+        if ready {
+            let i = self.migrations.len() - 1;
+            self.begin(i);
+            self.rerate();
+        }
         Ok(JobId(job.to_string()))
     }
 
     /// Why a move cannot even begin, if it cannot.
-    fn refusal(&self, vm: usize, from: usize, to: usize, kind: MoveKind) -> Option<ProviderError> {
+    fn refusal(
+        &self,
+        vm: usize,
+        from: usize,
+        to: usize,
+        kind: MoveKind,
+        volume: Option<usize>,
+        storage_mib: u64,
+    ) -> Option<ProviderError> {
         let (v, src, dst) = (&self.vms[vm], &self.hosts[from], &self.hosts[to]);
         if from == to {
             return Some(ProviderError::permanent(format!(
@@ -571,6 +913,14 @@ impl World {
                 )));
             }
         }
+        if let Some(vol) = volume.and_then(|i| dst.volumes.get(i))
+            && vol.free_mib < storage_mib
+        {
+            return Some(ProviderError::permanent(format!(
+                "not enough space on volume `{}` of `{}` for the disks of `{}`: needs {} MiB, {} MiB free",
+                vol.path, dst.name, v.name, storage_mib, vol.free_mib
+            )));
+        }
         None
     }
 
@@ -603,9 +953,16 @@ impl World {
                         switches: h.switches.clone(),
                         migration_rate_mibps: Some(h.rate),
                         reachable: !h.down,
-                        max_storage_migrations: 2,
-                        network_mibps: None,
-                        volumes: Vec::new(),
+                        max_storage_migrations: h.max_storage,
+                        network_mibps: h.network,
+                        volumes: h
+                            .volumes
+                            .iter()
+                            .map(|v| ObservedVolume {
+                                path: v.path.clone(),
+                                free_mib: v.free_mib,
+                            })
+                            .collect(),
                         cluster: None,
                     },
                 )
@@ -649,7 +1006,18 @@ impl World {
             operation,
             migrating_to: migration.map(|m| self.hosts[m.to].name.clone()),
             job: migration.map(|m| JobId(m.job.to_string())),
-            disks: Vec::new(),
+            disks: v
+                .disks
+                .iter()
+                .map(|d| ObservedDisk {
+                    path: d.path.clone(),
+                    size_mib: d.size_mib,
+                    volume: d
+                        .volume
+                        .and_then(|i| self.hosts[v.host].volumes.get(i))
+                        .map(|x| x.path.clone()),
+                })
+                .collect(),
             clustered: false,
             adapters: v
                 .adapters
