@@ -18,7 +18,7 @@
 
 use std::cmp::Ordering;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use crate::provider::{MoveKind, Observed};
 use crate::spec::Desired;
@@ -242,6 +242,8 @@ pub struct Scheduler {
     /// Moves with storage parked by the last picks, and the limit that
     /// held each (`s01: 2 of 2 storage migrations`).
     held: Vec<(u32, String)>,
+    /// Moves already reported as held (each is reported once).
+    told: HashSet<u32>,
 }
 
 impl Scheduler {
@@ -295,6 +297,7 @@ impl Scheduler {
             storage_on: HashMap::new(),
             running: 0,
             held: Vec::new(),
+            told: HashSet::new(),
         }
     }
 
@@ -355,7 +358,7 @@ impl Scheduler {
                 break;
             }
             if let Some((h, why)) = self.full_host(&m) {
-                if m.storage {
+                if m.storage && self.told.insert(id) {
                     self.held.push((id, why));
                 }
                 self.parked.entry(h).or_default().push(id);
@@ -368,8 +371,9 @@ impl Scheduler {
         started
     }
 
-    /// Moves with storage that the last picks parked, with the limit that
-    /// holds each (`s01: 2 of 2 storage migrations`); cleared by the call.
+    /// Moves with storage that the last picks parked for the first time,
+    /// with the limit that holds each (`s01: 2 of 2 storage migrations`);
+    /// cleared by the call.
     pub fn take_held(&mut self) -> Vec<(u32, String)> {
         std::mem::take(&mut self.held)
     }
