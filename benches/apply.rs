@@ -7,6 +7,12 @@
 //! maxParallelMigrations). Targets (issue 5): makespan within 1.10 x LB on
 //! drain and rebalance, at least 2x faster than the baseline on rebalance,
 //! zero over-limit starts.
+//!
+//! Shared-nothing drain (issue 10): 24 running VMs with 40-530 GiB of local
+//! disks leave one host for four; every host's migration network (1000
+//! MiB/s) is shared by the copies through it. LB = max(per host, the bytes
+//! through it / its networkMiBps; per host, the sum of its moves' durations
+//! (alone) / its storage cap; the longest move). Target: within 1.10 x LB.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -189,6 +195,106 @@ fn rebalance() -> Scenario {
     }
 }
 
+/// Twenty-four VMs with 40-530 GiB of disks from one host to four, on
+/// shared 1000 MiB/s networks.
+fn shared_nothing_drain() -> Scenario {
+    let mut rng = Rng(10);
+    let with_storage = |mut h: FleetHost, free_gib: u64| {
+        h.network_mibps = Some(1000.0);
+        h.volumes = vec![FleetVolume {
+            path: r"D:\VMs".into(),
+            free_mib: free_gib * 1024,
+        }];
+        h
+    };
+    let mut hosts = vec![with_storage(host("src".into(), 2048, 2), 200)];
+    hosts.extend((0..4).map(|i| with_storage(host(format!("dst{i}"), 512, 2), 8000)));
+    let vms: Vec<FleetVm> = (0..24)
+        .map(|i| {
+            let name = format!("vm{i:02}");
+            let mut v = vm(name.clone(), "src".into(), rng.range(4, 32));
+            v.disks = vec![FleetDisk {
+                path: format!(r"D:\VMs\{name}\{name}.vhdx"),
+                size_mib: rng.range(40, 530) * 1024,
+                volume: Some(r"D:\VMs".into()),
+            }];
+            v
+        })
+        .collect();
+    // Spread by bytes: each VM to the destination with the least so far.
+    let mut load = [0u64; 4];
+    let mut goal = BTreeMap::new();
+    let mut order: Vec<&FleetVm> = vms.iter().collect();
+    order.sort_by_key(|v| std::cmp::Reverse(v.memory_mib + v.disks[0].size_mib));
+    for v in order {
+        let (i, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| **l)
+            .expect("4 hosts");
+        load[i] += v.memory_mib + v.disks[0].size_mib;
+        goal.insert(v.name.clone(), format!("dst{i}"));
+    }
+    let fleet = FleetSpec {
+        seed: 1,
+        faults: Faults::default(),
+        hosts,
+        vms,
+        origin: Origin::default(),
+    };
+    let policy = Policy {
+        move_timeout: std::time::Duration::from_secs(4 * 3600),
+        ..Policy::default()
+    };
+    let d = desired(&fleet, &goal, policy);
+    Scenario {
+        name: "shared-nothing drain",
+        fleet,
+        desired: d,
+    }
+}
+
+/// LB of a shared-nothing drain: max(per-host bytes / networkMiBps,
+/// per-host durations / storage cap, longest move).
+fn storage_lower_bound(s: &Scenario) -> f64 {
+    let hosts: HashMap<&str, &FleetHost> =
+        s.fleet.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+    let mut bytes: HashMap<&str, f64> = HashMap::new();
+    let mut durations: HashMap<&str, f64> = HashMap::new();
+    let mut longest = 0.0f64;
+    for v in &s.fleet.vms {
+        let to = s.desired.vms[&v.name].host.as_str();
+        if to == v.host {
+            continue;
+        }
+        let mib = (v.memory_mib + v.disks.iter().map(|d| d.size_mib).sum::<u64>()) as f64;
+        let (f, t) = (hosts[v.host.as_str()], hosts[to]);
+        let mut rate = f.migration_rate_mibps.min(t.migration_rate_mibps);
+        for n in [f.network_mibps, t.network_mibps].into_iter().flatten() {
+            rate = rate.min(n);
+        }
+        let d = 5.0 + mib / rate;
+        longest = longest.max(d);
+        for h in [f, t] {
+            *bytes.entry(h.name.as_str()).or_default() += mib;
+            *durations.entry(h.name.as_str()).or_default() += d;
+        }
+    }
+    let mut lb = longest;
+    for (h, b) in &bytes {
+        let host = hosts[h];
+        if let Some(n) = host.network_mibps {
+            lb = lb.max(b / n);
+        }
+        let cap = host
+            .max_storage_migrations
+            .min(s.desired.policy.max_storage_migrations_per_host)
+            .max(1);
+        lb = lb.max(durations[h] / f64::from(cap));
+    }
+    lb
+}
+
 fn seconds(mem_mib: u64) -> f64 {
     5.0 + mem_mib as f64 / 1000.0
 }
@@ -351,8 +457,12 @@ fn main() {
     {
         return;
     }
-    for s in [drain(), rebalance()] {
-        let lb = lower_bound(&s);
+    for s in [drain(), rebalance(), shared_nothing_drain()] {
+        let lb = if s.name == "shared-nothing drain" {
+            storage_lower_bound(&s)
+        } else {
+            lower_bound(&s)
+        };
         let wall = std::time::Instant::now();
         let (makespan, over) = berth_makespan(&s);
         let wall = wall.elapsed();

@@ -4,8 +4,11 @@
 //! directly as structs: 10,000 VMs on 500 hosts and 100,000 VMs on 5,000
 //! hosts, with 30% of the VMs placed elsewhere in the spec, three extended
 //! ACLs on every VM (drifted on a few), one VM in ten powered off, and two
-//! CPU vendors. Hosts have room for the moves. Prints the best and median of
-//! several runs and the process's peak resident memory (VmHWM).
+//! CPU vendors. Hosts have room for the moves. A third run gives every VM
+//! 40-530 GiB of local disks and every host a volume and a shared 1200 MiB/s
+//! migration network (shared-nothing: every move copies disks, and the
+//! estimate shares networks). Prints the best and median of several runs and
+//! the process's peak resident memory (VmHWM).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -64,7 +67,7 @@ fn acls() -> Vec<Acl> {
 
 /// A fleet of `vms` VMs on `hosts` hosts and a spec that moves
 /// `moving` of them (a fraction) to another host of the same CPU vendor.
-fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
+fn fleet(vms: usize, hosts: usize, moving: f64, disks: bool) -> (Desired, Observed) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let host_name = |i: usize| format!("hv{i:04}");
     let half = hosts / 2;
@@ -93,8 +96,15 @@ fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
                 migration_rate_mibps: Some(if i % 10 == 0 { 100.0 } else { 1000.0 }),
                 reachable: true,
                 max_storage_migrations: 2,
-                network_mibps: None,
-                volumes: Vec::new(),
+                network_mibps: disks.then_some(1200.0),
+                volumes: if disks {
+                    vec![berth::provider::ObservedVolume {
+                        path: r"D:\VMs".into(),
+                        free_mib: 8000 * 1024,
+                    }]
+                } else {
+                    Vec::new()
+                },
                 cluster: None,
             },
         );
@@ -143,7 +153,15 @@ fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
                 operation: None,
                 migrating_to: None,
                 job: None,
-                disks: Vec::new(),
+                disks: if disks {
+                    vec![berth::provider::ObservedDisk {
+                        path: format!(r"D:\VMs\{name}\{name}.vhdx"),
+                        size_mib: (40 + rng.below(491)) * 1024,
+                        volume: Some(r"D:\VMs".into()),
+                    }]
+                } else {
+                    Vec::new()
+                },
                 clustered: false,
                 adapters: vec![ObservedAdapter {
                     name: "Network Adapter".into(),
@@ -189,11 +207,12 @@ fn ms(d: Duration) -> String {
 
 fn main() {
     let mut missed = false;
-    for (vms, hosts, runs, target) in [
-        (10_000, 500, 5, Duration::from_millis(100)),
-        (100_000, 5_000, 3, Duration::from_millis(1500)),
+    for (vms, hosts, runs, target, disks) in [
+        (10_000, 500, 5, Duration::from_millis(100), false),
+        (100_000, 5_000, 3, Duration::from_millis(1500), false),
+        (10_000, 500, 5, Duration::from_millis(150), true),
     ] {
-        let (desired, observed) = fleet(vms, hosts, 0.3);
+        let (desired, observed) = fleet(vms, hosts, 0.3, disks);
         let mut times = Vec::new();
         let mut plan: Option<Plan> = None;
         for _ in 0..runs {
@@ -207,7 +226,8 @@ fn main() {
         let (best, median) = (times[0], times[times.len() / 2]);
         let rss = peak_rss_mib().map_or("?".to_string(), |m| format!("{m} MiB"));
         println!(
-            "plan: {vms} VMs / {hosts} hosts, {} moves: best {}, median {}; peak RSS {rss}",
+            "plan: {vms} VMs{} / {hosts} hosts, {} moves: best {}, median {}; peak RSS {rss}",
+            if disks { " with disks" } else { "" },
             p.moves(),
             ms(best),
             ms(median),
