@@ -486,3 +486,51 @@ async fn the_shared_nothing_example_waits_for_slots_blocks_what_cannot_fit_and_k
         assert!(on <= 2);
     }
 }
+
+fn copy_example(to: &Path) -> PathBuf {
+    let dir = to.join("shared-nothing");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for f in ["controller.yaml", "fleet.yaml", "placement.yaml"] {
+        std::fs::copy(example().join(f), dir.join(f)).expect("copy");
+    }
+    dir
+}
+
+#[test]
+fn observe_reports_disks_and_volumes_and_a_snapshot_plans_the_same() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = copy_example(tmp.path());
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let out = std::process::Command::new(berth)
+        .arg("observe")
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("freeGiB"), "{text}");
+    assert!(text.contains("sizeGiB"), "{text}");
+    assert!(text.contains("networkMiBps"), "{text}");
+    let snap = tmp.path().join("snap.yaml");
+    std::fs::write(&snap, &out.stdout).expect("write");
+    let plan_json = |extra: &[&Path]| -> serde_json::Value {
+        let out = std::process::Command::new(berth)
+            .args(["plan", "--output", "json"])
+            .args(extra.iter().flat_map(|p| [Path::new("--observed"), p]))
+            .arg(&dir)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let from_sim = plan_json(&[]);
+    let from_snapshot = plan_json(&[&snap]);
+    assert_eq!(from_sim, from_snapshot);
+    let moves = from_sim["actions"].as_array().expect("actions");
+    assert!(
+        moves
+            .iter()
+            .any(|a| a["storagePath"] == r"D:\VMs\Arriving\app-01" && a["storageGiB"] == 200.0),
+        "{from_sim}"
+    );
+}

@@ -372,7 +372,7 @@ impl<'a> Builder<'a> {
         if drop.is_empty() {
             return false;
         }
-        drop.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        drop.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
         for (i, reason) in drop {
             let p = pending.remove(i);
             self.blocked.push(Blocked {
