@@ -61,6 +61,7 @@ impl Progress {
     }
 
     fn line(&self, text: &str) {
+        let text = crate::spec::escape_controls(text);
         match &self.display {
             Display::Bars { multi, .. } => {
                 let _ = multi.println(format!("{} {text}", self.stamp()));
@@ -341,7 +342,8 @@ fn finish(report: &Report, json: bool, control: Option<&Control>) -> u8 {
             if report.blocked.len() == 1 { "" } else { "s" }
         );
         for b in &report.blocked {
-            eprintln!("  {}: {}", b.vm, b.reason);
+            let esc = crate::spec::escape_controls;
+            eprintln!("  {}: {}", esc(&b.vm), esc(&b.reason));
         }
     }
     if report.interrupted {

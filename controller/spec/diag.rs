@@ -8,6 +8,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::escape::escape_controls;
+
 /// One loaded source file: its path (as the user named it) and its text.
 #[derive(Debug)]
 pub struct SourceFile {
@@ -69,11 +71,13 @@ impl fmt::Display for Origin {
             (Some(file), true) => write!(
                 f,
                 "{}:{}:{}",
-                file.path.display(),
+                escape_controls(&file.path.display().to_string()),
                 self.loc.line,
                 self.loc.column
             ),
-            (Some(file), false) => write!(f, "{}", file.path.display()),
+            (Some(file), false) => {
+                write!(f, "{}", escape_controls(&file.path.display().to_string()))
+            }
             (None, _) => f.write_str("<input>"),
         }
     }
@@ -130,12 +134,13 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.origin, self.message)?;
+        // Input text never reaches a terminal or a log raw.
+        write!(f, "{}: {}", self.origin, escape_controls(&self.message))?;
         for r in &self.related {
-            write!(f, " ({} at {})", r.label, r.origin)?;
+            write!(f, " ({} at {})", escape_controls(&r.label), r.origin)?;
         }
         if let Some(help) = &self.help {
-            write!(f, "; help: {help}")?;
+            write!(f, "; help: {}", escape_controls(help))?;
         }
         Ok(())
     }

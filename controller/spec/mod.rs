@@ -7,6 +7,7 @@
 
 mod diag;
 mod duration;
+mod escape;
 mod load;
 pub mod model;
 pub mod raw;
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Loc, Origin, Related, SourceFile, SpecError};
 pub use duration::{format_duration, human_seconds, parse_duration};
+pub use escape::{escape_controls, escape_controls_keep_lines, is_unsafe_char};
+pub(crate) use escape::{escape_snippet, map_offset};
 pub use load::{API_VERSION, KINDS, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
 pub use validate::{check_name, parse_address, parse_port, parse_protocol};
