@@ -13,10 +13,10 @@ pub struct Style {
 }
 
 impl Style {
-    /// Colour when asked to and `NO_COLOR` is not set.
+    /// Colour when asked to (on a terminal) and `NO_COLOR` is not set.
     pub fn new(color: bool) -> Style {
         Style {
-            on: color && std::env::var_os("NO_COLOR").is_none(),
+            on: super::render::colour(color),
         }
     }
     fn paint(&self, code: &str, s: &str) -> String {

@@ -138,13 +138,36 @@ fn report(d: &Diagnostic) -> Report {
     }
 }
 
+/// Whether output to a stream may be coloured: only on a terminal, and
+/// never when `NO_COLOR` is set to anything but the empty string (as
+/// <https://no-color.org> defines it). Logs redirected to a file get no
+/// ANSI codes.
+pub fn colour_with(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// [`colour_with`] for this process's `NO_COLOR`.
+pub fn colour(is_terminal: bool) -> bool {
+    colour_with(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// [`colour`] for stderr, where diagnostics, progress and `watch` logs go.
+pub fn colour_stderr() -> bool {
+    colour(std::io::stderr().is_terminal())
+}
+
+/// [`colour`] for stdout, where plans and reports go.
+pub fn colour_stdout() -> bool {
+    colour(std::io::stdout().is_terminal())
+}
+
 fn handler() -> GraphicalReportHandler {
     if !std::io::stderr().is_terminal() {
         return GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
             .with_context_lines(1)
             .with_width(120);
     }
-    let theme = if std::env::var_os("NO_COLOR").is_none() {
+    let theme = if colour_stderr() {
         GraphicalTheme::unicode()
     } else {
         GraphicalTheme::unicode_nocolor()
