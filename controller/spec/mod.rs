@@ -5,6 +5,7 @@
 //! and it owns the JSON Schemas of the three document kinds. Everything
 //! downstream (providers, planner, executor) consumes the typed model only.
 
+mod changes;
 mod diag;
 mod duration;
 mod escape;
@@ -16,6 +17,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use changes::{Counts, SpecChanges};
 pub use diag::{Diagnostic, Loc, Origin, Related, SourceFile, SpecError};
 pub use duration::{format_duration, human_seconds, parse_duration};
 pub use escape::{escape_controls, escape_controls_keep_lines, is_unsafe_char};
