@@ -77,14 +77,15 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
-        /// Largest plan to carry out (replaces policy.maxMovesPerApply for this run).
-        #[arg(long)]
+        /// Largest plan to carry out, at least 1 (replaces policy.maxMovesPerApply for this run).
+        #[arg(long, value_parser = parse_max_moves)]
         max_moves: Option<u32>,
-        /// Output format of the final report (`text` or `json`).
-        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-        output: PlanFormat,
+        /// Output format of the final report.
+        #[arg(long, value_enum, default_value_t = ApplyFormat::Text)]
+        output: ApplyFormat,
     },
     /// Keep the fleet converged as the documents in DIR change (runs until SIGTERM or Ctrl-C).
+    #[command(after_long_help = help::WATCH)]
     Watch {
         /// The directory of documents (kept current by a git sync, for example).
         dir: PathBuf,
@@ -144,6 +145,40 @@ pub enum PlanFormat {
     Markdown,
 }
 
+/// Output formats of `berth apply`: only those it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApplyFormat {
+    /// For people: progress, then a summary.
+    Text,
+    /// For machines: the contract's report on stdout, progress on stderr.
+    Json,
+}
+
+impl From<ApplyFormat> for PlanFormat {
+    fn from(f: ApplyFormat) -> PlanFormat {
+        match f {
+            ApplyFormat::Text => PlanFormat::Text,
+            ApplyFormat::Json => PlanFormat::Json,
+        }
+    }
+}
+
+/// Parses `--max-moves`: a whole number of at least 1, as the policy's
+/// `maxMovesPerApply` (a plan of 0 moves needs no limit).
+pub fn parse_max_moves(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(0) => Err(
+            "must be at least 1, as policy.maxMovesPerApply (to change nothing, use `berth plan`)"
+                .to_string(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{text}` is not a whole number from 1 to {}",
+            u32::MAX
+        )),
+    }
+}
+
 /// Subcommands of `berth sim`.
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
@@ -198,19 +233,13 @@ pub fn run(cli: Cli) -> u8 {
             auto_approve,
             max_moves,
             output,
-        } => {
-            if output == PlanFormat::Markdown {
-                render::error("apply writes `text` or `json`");
-                return EXIT_ERROR;
-            }
-            apply::run(apply::ApplyArgs {
-                paths,
-                provider,
-                auto_approve,
-                max_moves,
-                output,
-            })
-        }
+        } => apply::run(apply::ApplyArgs {
+            paths,
+            provider,
+            auto_approve,
+            max_moves,
+            output: output.into(),
+        }),
         Command::Plan {
             paths,
             provider,
