@@ -576,12 +576,18 @@ fn parse_as<T: DeserializeOwned>(
             let first = yaml_error(ctx, &e);
             let before = sink.len();
             let found = super::structure::check(ctx, text, kind, options(), sink);
+            // A diagnostic at the parser's line, or one that points at it
+            // (a mis-indented field names the entry that lacks it).
+            let line = first.origin.loc.line;
             let covered = found > 0
-                && sink.diagnostics()[before..]
-                    .iter()
-                    .any(|d| d.origin.loc.line == first.origin.loc.line);
+                && sink.diagnostics()[before..].iter().any(|d| {
+                    d.origin.loc.line == line || d.related.iter().any(|r| r.origin.loc.line == line)
+                });
             if !covered {
-                sink.push(first);
+                match super::structure::misindented_in_text(ctx, text, &first) {
+                    Some(d) => sink.push(d),
+                    None => sink.push(first),
+                }
             }
             None
         }
