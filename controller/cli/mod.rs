@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod backend;
+pub mod help;
 pub mod plan_output;
 pub mod render;
 pub mod watch;
@@ -29,7 +30,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// berth: declarative VM placement for Hyper-V fleets.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, long_about = None)]
+#[command(name = "berth", version, about, long_about = None, after_long_help = help::BERTH)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -40,12 +41,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check documents and report every problem with its position.
+    #[command(after_long_help = help::VALIDATE)]
     Validate {
         /// Files or directories of documents.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Show what would change, and in which order, to reach the desired state.
+    #[command(after_long_help = help::PLAN)]
     Plan {
         /// Files or directories of documents.
         #[arg(required = true)]
@@ -67,6 +70,7 @@ pub enum Command {
         detailed_exitcode: bool,
     },
     /// Carry the plan out: move, throttle, retry and re-assert until the fleet converges.
+    #[command(after_long_help = help::APPLY)]
     Apply {
         /// Files or directories of documents.
         #[arg(required = true)]
@@ -112,6 +116,7 @@ pub enum Command {
         shutdown_timeout: std::time::Duration,
     },
     /// Print the fleet as it is now, as a Placement document.
+    #[command(after_long_help = help::OBSERVE)]
     Observe {
         /// Provider: `sim:FLEET`, `hyperv` or `scvmm`.
         #[arg(long)]
@@ -120,12 +125,14 @@ pub enum Command {
         paths: Vec<PathBuf>,
     },
     /// Manage simulated worlds.
+    #[command(after_long_help = help::SIM)]
     Sim {
         /// What to do with the world.
         #[command(subcommand)]
         command: SimCommand,
     },
     /// Write the JSON Schemas of the documents.
+    #[command(after_long_help = help::SCHEMA)]
     Schema {
         /// Directory to write `placement.json`, `controller.json`, `fleet.json` to;
         /// without it, print them as one JSON object.
@@ -183,6 +190,7 @@ pub fn parse_max_moves(text: &str) -> Result<u32, String> {
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Forget a simulated world's state: the next run starts from the Fleet file.
+    #[command(after_long_help = help::SIM)]
     Reset {
         /// The Fleet file.
         fleet: PathBuf,
@@ -351,6 +359,14 @@ fn plan_command(
 }
 
 fn observe(flag: Option<&str>, paths: &[PathBuf]) -> u8 {
+    if flag.is_none() && paths.is_empty() {
+        render::error(
+            "observe needs a provider: name one with `--provider sim:FLEET` (a Fleet file), \
+             `--provider hyperv` or `--provider scvmm`, or give the path of a directory or file \
+             holding a Controller document, as in `berth observe examples/lab`",
+        );
+        return EXIT_ERROR;
+    }
     let desired = if paths.is_empty() {
         None
     } else {
