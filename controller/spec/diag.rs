@@ -15,7 +15,9 @@ use super::escape::escape_controls;
 pub struct SourceFile {
     /// The path as given on the command line or found in a directory walk.
     pub path: PathBuf,
-    /// The whole text of the file, for snippets.
+    /// The whole text of the file, for snippets; empty for a file refused
+    /// as binary (not UTF-8, or holding NUL), which is never quoted, so its
+    /// diagnostics' positions point into the bytes on disk.
     pub text: String,
     /// Position of the file in load order (diagnostics are sorted by it).
     pub order: usize,
