@@ -19,22 +19,37 @@ pub fn is_unsafe_char(c: char) -> bool {
 /// `text` with every unsafe character (see [`is_unsafe_char`]) written as an
 /// escape (`\u{1b}`, `\0`, `\t`, `\n`); text without one is returned as is.
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
-    escape_with(text, |_| false)
+    escape_with(text, |_, _| false)
 }
 
-/// Like [`escape_controls`] but keeps line breaks and tabs: for multi-line
-/// text such as source snippets and provider messages.
+/// Like [`escape_controls`] but keeps line breaks (`\n`, and `\r` right
+/// before one) and tabs: for multi-line text such as source snippets and
+/// provider messages. A lone `\r`, which would overwrite the line shown,
+/// is escaped.
 pub fn escape_controls_keep_lines(text: &str) -> Cow<'_, str> {
-    escape_with(text, |c| matches!(c, '\n' | '\t' | '\r'))
+    escape_with(text, |i, c| line_break_or_tab(text, i, c))
 }
 
-fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
-    if !text.chars().any(|c| is_unsafe_char(c) && !keep(c)) {
+/// Whether the character at byte `i` of `text` is a tab or part of a line
+/// break.
+fn line_break_or_tab(text: &str, i: usize, c: char) -> bool {
+    match c {
+        '\n' | '\t' => true,
+        '\r' => text[i + 1..].starts_with('\n'),
+        _ => false,
+    }
+}
+
+fn escape_with(text: &str, keep: impl Fn(usize, char) -> bool) -> Cow<'_, str> {
+    if !text
+        .char_indices()
+        .any(|(i, c)| is_unsafe_char(c) && !keep(i, c))
+    {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if is_unsafe_char(c) && !keep(c) {
+    for (i, c) in text.char_indices() {
+        if is_unsafe_char(c) && !keep(i, c) {
             let escaped = c.escape_debug();
             if escaped.clone().next() == Some('\\') {
                 out.extend(escaped);
@@ -53,15 +68,18 @@ fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
 /// `text` to byte offsets in the result, so highlighted ranges stay on the
 /// characters they pointed at. `None` when nothing needed escaping.
 pub(crate) fn escape_snippet(text: &str) -> Option<(String, Vec<(usize, usize)>)> {
-    let keep = |c: char| matches!(c, '\n' | '\t' | '\r');
-    if !text.chars().any(|c| is_unsafe_char(c) && !keep(c)) {
+    let keep = |i: usize, c: char| line_break_or_tab(text, i, c);
+    if !text
+        .char_indices()
+        .any(|(i, c)| is_unsafe_char(c) && !keep(i, c))
+    {
         return None;
     }
     let mut out = String::with_capacity(text.len() + 16);
     // (offset in text, offset in out) at each escaped character and after it.
     let mut map = Vec::new();
     for (i, c) in text.char_indices() {
-        if is_unsafe_char(c) && !keep(c) {
+        if is_unsafe_char(c) && !keep(i, c) {
             map.push((i, out.len()));
             out.push_str(&escape_controls(c.encode_utf8(&mut [0; 4])));
             map.push((i + c.len_utf8(), out.len()));
@@ -98,6 +116,10 @@ mod tests {
         assert_eq!(escape_controls("x\u{9b}y\u{7f}"), "x\\u{9b}y\\u{7f}");
         assert_eq!(escape_controls("ab\u{202e}cd"), "ab\\u{202e}cd");
         assert_eq!(escape_controls_keep_lines("a\nb\u{7}"), "a\nb\\u{7}");
+        assert_eq!(
+            escape_controls_keep_lines("a\r\nb\rfake\tc"),
+            "a\r\nb\\rfake\tc"
+        );
     }
 
     #[test]
