@@ -642,6 +642,23 @@ fn item9_a_misindented_host_points_at_its_line_with_an_indentation_hint() {
     }
 }
 
+#[test]
+fn item9_a_field_indented_too_deep_gets_an_indentation_hint() {
+    let docs = Docs::new();
+    docs.write_bytes(
+        "deep.yaml",
+        b"apiVersion: berth/v1\nkind: Placement\nspec:\n  hosts:\n    - name: hv01\n  vms:\n    - name: web-01\n        host: hv01\n",
+    );
+    let e = docs.err();
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    let d = &e.diagnostics[0];
+    assert_eq!(d.origin.loc.line, 8, "{e}");
+    assert!(
+        d.help.as_deref().is_some_and(|h| h.contains("indentation")),
+        "{e}"
+    );
+}
+
 // ------------------------------------------------------------ item 10: help
 
 const COMMANDS: [&[&str]; 8] = [

@@ -634,6 +634,12 @@ fn yaml_error(ctx: &DocCtx, e: &serde_saphyr::Error) -> Diagnostic {
         };
         return d;
     }
+    if message.contains("mapping values are not allowed") {
+        // What a key indented deeper than its siblings looks like to YAML.
+        return Diagnostic::new(origin, message).with_help(
+            "check this line's indentation: a field lines up with the other fields of its entry",
+        );
+    }
     Diagnostic::new(origin, message)
 }
 
