@@ -358,6 +358,46 @@ fn item3_full_fallbacks_block_the_vm_naming_each_fallback_and_what_it_lacks() {
 }
 
 #[test]
+fn item3_a_vm_blocked_off_its_fallbacks_keeps_its_memory_where_it_stays() {
+    // web-01 waits on hv05 (not a fallback: put there by hand); its only
+    // fallback hv02 is too small, so it is blocked and stays on hv05.
+    // The unmanaged VM evacuated from hv01 must not count on web-01's
+    // memory on hv05 being free.
+    let fleet = "  hosts:
+    - { name: hv01, memoryGiB: 64 }
+    - { name: hv02, memoryGiB: 8 }
+    - { name: hv05, memoryGiB: 48 }
+    - { name: hv06, memoryGiB: 26 }
+  vms:
+    - { name: web-01, host: hv05, memoryGiB: 32 }
+    - { name: u, host: hv01, memoryGiB: 20 }
+";
+    let c = case(
+        fleet,
+        "  hosts: [{ name: hv01, maintenance: true }, { name: hv02 }, { name: hv05 }, { name: hv06 }]
+  vms:
+    - { name: web-01, host: hv01, fallback: [hv02] }
+",
+    );
+    let p = plan_of(&c);
+    assert_eq!(
+        p.blocked.iter().map(|b| b.vm.as_str()).collect::<Vec<_>>(),
+        ["web-01"]
+    );
+    // With web-01's 32 GiB counted, hv05 has 16 GiB free: u (20) goes to
+    // hv06, not to hv05, which looks emptier when web-01 is forgotten.
+    assert_eq!(
+        moves(&p),
+        vec![(
+            "u".into(),
+            "hv01".into(),
+            "hv06".into(),
+            Reason::Maintenance
+        )]
+    );
+}
+
+#[test]
 fn item3_a_fallback_with_room_is_used_in_order() {
     let c = case(
         FB_FLEET,

@@ -229,9 +229,9 @@ pub(super) fn targets(
 
     // Maintenance: largest VMs first. A VM that declares `fallback` waits
     // only on those hosts (the first that can take it, in order) and is
-    // blocked when none can; without
-    // `fallback` the planner chooses: where it is if that is fine, else the
-    // eligible host with the most room left.
+    // blocked where it is when none can; without `fallback` the planner
+    // chooses: where it is if that is fine, else the eligible host with
+    // the most room left.
     evacuate.sort_by(|a, b| b.memory_mib.cmp(&a.memory_mib).then(a.name.cmp(&b.name)));
     for vm in evacuate {
         let spec = desired.vms.get(&vm.name);
@@ -283,6 +283,8 @@ pub(super) fn targets(
                         desired, observed, caps, vm, spec, need, &room_of,
                     ),
                 });
+                // It stays where it is, holding its memory there.
+                *load.entry(vm.host.as_str()).or_default() += need;
             }
             None => {
                 let home = spec.map_or(vm.host.as_str(), |s| s.host.as_str());
