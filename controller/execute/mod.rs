@@ -532,7 +532,7 @@ impl Run<'_> {
                     if let Some(a) = actions.get(&id) {
                         self.observer.event(&Event::Waiting {
                             vm: a.kind.vm().to_string(),
-                            why: format!("waiting for a storage-migration slot ({why})"),
+                            why: format!("waiting for a free migration slot ({why})"),
                         });
                     }
                 }
