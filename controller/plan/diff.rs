@@ -95,6 +95,18 @@ fn unfit(
     if !to.reachable {
         return Some(format!("host {} cannot be reached", to.name));
     }
+    if vm.clustered && to.cluster != from.cluster {
+        return Some(match &from.cluster {
+            Some(c) => format!(
+                "{} is clustered in {c}; {} is not a node of {c}",
+                vm.name, to.name
+            ),
+            None => format!(
+                "{} is clustered; {} is not a node of its cluster",
+                vm.name, to.name
+            ),
+        });
+    }
     if vm.state.is_live() {
         if from.cpu_vendor != to.cpu_vendor {
             return Some(format!(
@@ -383,9 +395,21 @@ fn adapter_changes(spec: &VmSpec, vm: &ObservedVm, t: &mut Targets) {
 /// Rules to add and to remove so that `have` becomes exactly `want`.
 /// A rule whose identity exists with other fields is removed and re-added.
 pub fn acl_diff(want: &[Acl], have: &[Acl]) -> (Vec<AclChange>, Vec<AclChange>) {
+    // An idle timeout the spec leaves out (0) is Hyper-V's to choose: it is
+    // compared only when declared.
+    let same = |w: &Acl, h: &Acl| {
+        w == h
+            || (w.idle_session_timeout == 0
+                && w.stateful
+                && *w
+                    == Acl {
+                        idle_session_timeout: 0,
+                        ..h.clone()
+                    })
+    };
     let add = want
         .iter()
-        .filter(|w| !have.contains(w))
+        .filter(|w| !have.iter().any(|h| same(w, h)))
         .map(|w| AclChange {
             direction: w.direction,
             weight: w.weight,
@@ -394,7 +418,7 @@ pub fn acl_diff(want: &[Acl], have: &[Acl]) -> (Vec<AclChange>, Vec<AclChange>) 
         .collect();
     let remove = have
         .iter()
-        .filter(|h| !want.contains(h))
+        .filter(|h| !want.iter().any(|w| same(w, h)))
         .map(|h| AclChange {
             direction: h.direction,
             weight: h.weight,

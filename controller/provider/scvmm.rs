@@ -21,12 +21,15 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::hyperv::{HostView, acl_args, cpu_vendor, direction_name, parse_host_report};
+use super::hyperv::{
+    DiskJson, HostView, PathsJson, VolumeJson, Volumes, acl_args, cpu_vendor, direction_name,
+    is_shared_path, parse_host_report,
+};
 use super::json::{boolean, mib, one_or_many, text, uint};
 use super::powershell::{PsError, RemoteError, Session, SessionConfig, scripts};
 use super::{
-    ErrorClass, JobId, MoveRequest, Observed, ObservedAdapter, ObservedHost, ObservedVm, Provider,
-    ProviderError,
+    ErrorClass, JobId, MoveRequest, Observed, ObservedAdapter, ObservedDisk, ObservedHost,
+    ObservedVm, Provider, ProviderError,
 };
 use crate::spec::{Acl, CpuVendor, Direction, PowerState, ScvmmSettings, Transport, VmOperation};
 
@@ -73,6 +76,60 @@ pub struct ScHostJson {
     /// Host virtual switches (Get-SCVirtualNetwork).
     #[serde(rename = "VirtualSwitches", default, deserialize_with = "one_or_many")]
     pub virtual_switches: Vec<String>,
+    /// Simultaneous storage migrations allowed.
+    #[serde(
+        rename = "LiveStorageMigrationMaximum",
+        default,
+        deserialize_with = "uint"
+    )]
+    pub live_storage_migration_maximum: Option<u64>,
+    /// The host cluster's name (empty for a standalone host).
+    #[serde(rename = "HostCluster", default, deserialize_with = "text")]
+    pub host_cluster: Option<String>,
+    /// Placement paths for VM files.
+    #[serde(rename = "VMPaths", default, deserialize_with = "one_or_many")]
+    pub vm_paths: Vec<String>,
+    /// The host's volumes.
+    #[serde(rename = "DiskVolumes", default, deserialize_with = "one_or_many")]
+    pub disk_volumes: Vec<ScVolumeJson>,
+}
+
+/// A host volume as VMM reports it (the host's `DiskVolumes`).
+#[derive(Debug, Default, Deserialize)]
+pub struct ScVolumeJson {
+    /// Mount point (`D:\`, `C:\ClusterStorage\Volume1`).
+    #[serde(rename = "Name", default, deserialize_with = "text")]
+    pub name: Option<String>,
+    /// Free bytes.
+    #[serde(rename = "FreeSpace", default, deserialize_with = "uint")]
+    pub free_space: Option<u64>,
+    /// Size, bytes.
+    #[serde(rename = "Capacity", default, deserialize_with = "uint")]
+    pub capacity: Option<u64>,
+    /// A cluster shared volume.
+    #[serde(
+        rename = "IsClusterSharedVolume",
+        default,
+        deserialize_with = "boolean"
+    )]
+    pub is_cluster_shared_volume: Option<bool>,
+}
+
+/// Get-SCVirtualHardDisk, projected.
+#[derive(Debug, Default, Deserialize)]
+pub struct ScDiskJson {
+    /// The disk file.
+    #[serde(rename = "Location", default, deserialize_with = "text")]
+    pub location: Option<String>,
+    /// Bytes the file takes now.
+    #[serde(rename = "Size", default, deserialize_with = "uint")]
+    pub size: Option<u64>,
+    /// Capacity, bytes.
+    #[serde(rename = "MaximumSize", default, deserialize_with = "uint")]
+    pub maximum_size: Option<u64>,
+    /// `DynamicallyExpanding`, `FixedSize`, `Differencing`.
+    #[serde(rename = "VHDType", default, deserialize_with = "text")]
+    pub vhd_type: Option<String>,
 }
 
 /// Get-SCVirtualMachine, projected.
@@ -105,6 +162,12 @@ pub struct ScVmJson {
     /// Highly available (clustered).
     #[serde(rename = "IsHighlyAvailable", default, deserialize_with = "boolean")]
     pub is_highly_available: Option<bool>,
+    /// Its host's cluster.
+    #[serde(rename = "HostCluster", default, deserialize_with = "text")]
+    pub host_cluster: Option<String>,
+    /// Its virtual hard disks.
+    #[serde(rename = "VirtualHardDisks", default, deserialize_with = "one_or_many")]
+    pub virtual_hard_disks: Vec<ScDiskJson>,
     /// The VM's most recent VMM job.
     #[serde(rename = "MostRecentTaskId", default, deserialize_with = "text")]
     pub most_recent_task_id: Option<String>,
@@ -122,6 +185,13 @@ pub struct ScAdapterJson {
     /// VMM's id.
     #[serde(rename = "ID", default, deserialize_with = "text")]
     pub id: Option<String>,
+    /// The adapter's name.
+    #[serde(rename = "Name", default, deserialize_with = "text")]
+    pub name: Option<String>,
+    /// Hyper-V's id of the adapter (`Microsoft:<vm guid>\<guid>`), when
+    /// VMM reports it.
+    #[serde(rename = "DeviceID", default, deserialize_with = "text")]
+    pub device_id: Option<String>,
     /// MAC address (`00:15:5D:01:02:03`).
     #[serde(rename = "MACAddress", default, deserialize_with = "text")]
     pub mac_address: Option<String>,
@@ -170,6 +240,10 @@ pub struct ScJobJson {
 pub struct ScAdapter {
     /// VMM's id.
     pub id: String,
+    /// The adapter's name, as VMM reports it.
+    pub name: Option<String>,
+    /// Hyper-V's id of the adapter, when VMM reports it.
+    pub device_id: Option<String>,
     /// MAC address, normalised (upper-case hex digits only).
     pub mac: String,
     /// Host virtual switch.
@@ -240,12 +314,17 @@ pub fn parse_scvmm_report(value: &Value) -> Result<ScvmmView, String> {
         .map_err(|e| format!("unexpected output from scvmm_observe: {e}"))?;
     let mut view = ScvmmView::default();
     let mut labels: HashMap<String, String> = HashMap::new();
+    // Each host's volumes, to place its VMs' disks on.
+    let mut host_volumes: HashMap<String, Volumes> = HashMap::new();
     for h in &report.hosts {
         let Some(label) = host_label(h.name.as_deref(), h.computer_name.as_deref()) else {
             return Err("a VMM host without a name".into());
         };
         let address = h.name.clone().unwrap_or_else(|| label.clone());
         labels.insert(address.to_ascii_lowercase(), label.clone());
+        let volumes = sc_volumes(h, &report.vms, &address);
+        let cluster = h.host_cluster.clone().filter(|c| !c.trim().is_empty());
+
         let responding = h
             .communication_state
             .as_deref()
@@ -268,13 +347,16 @@ pub fn parse_scvmm_report(value: &Value) -> Result<ScvmmView, String> {
                 switches: h.virtual_switches.clone(),
                 migration_rate_mibps: None,
                 reachable: responding && !not_responding,
-                max_storage_migrations: 2,
+                max_storage_migrations: h
+                    .live_storage_migration_maximum
+                    .map_or(2, |n| u32::try_from(n).unwrap_or(u32::MAX)),
                 network_mibps: None,
-                volumes: Vec::new(),
-                cluster: None,
+                volumes: volumes.observed.clone(),
+                cluster,
             },
-            address,
+            address.clone(),
         ));
+        host_volumes.insert(address.to_ascii_lowercase(), volumes);
     }
     for (i, vm) in report.vms.iter().enumerate() {
         let Some(name) = vm.name.clone() else {
@@ -300,6 +382,8 @@ pub fn parse_scvmm_report(value: &Value) -> Result<ScvmmView, String> {
             .iter()
             .map(|a| ScAdapter {
                 id: a.id.clone().unwrap_or_default(),
+                name: a.name.clone(),
+                device_id: a.device_id.clone(),
                 mac: a
                     .mac_address
                     .as_deref()
@@ -323,8 +407,29 @@ pub fn parse_scvmm_report(value: &Value) -> Result<ScvmmView, String> {
                 operation: migrating.then_some(VmOperation::Migrating),
                 migrating_to: None,
                 job: None,
-                disks: Vec::new(),
-                clustered: false,
+                disks: {
+                    let on = host_volumes.get(&address.to_ascii_lowercase());
+                    vm.virtual_hard_disks
+                        .iter()
+                        .filter_map(|d| {
+                            let path = d
+                                .location
+                                .as_deref()
+                                .map(str::trim)
+                                .filter(|p| !p.is_empty())?;
+                            Some(ObservedDisk {
+                                path: path.to_string(),
+                                size_mib: sc_disk_mib(d),
+                                volume: match on {
+                                    Some(v) => v.of(path),
+                                    None if is_shared_path(path) => None,
+                                    None => Volumes::new(&[], &[], &[]).of(path),
+                                },
+                            })
+                        })
+                        .collect()
+                },
+                clustered: vm.is_highly_available == Some(true),
                 adapters: Vec::new(),
             },
             vm_id: vm.vm_id.clone(),
@@ -333,6 +438,125 @@ pub fn parse_scvmm_report(value: &Value) -> Result<ScvmmView, String> {
         });
     }
     Ok(view)
+}
+
+/// A VMM host's volumes: those under its placement paths and those
+/// holding a disk of one of its VMs; cluster shared volumes are shared
+/// storage and never listed.
+fn sc_volumes(h: &ScHostJson, vms: &[ScVmJson], address: &str) -> Volumes {
+    let volumes: Vec<VolumeJson> = h
+        .disk_volumes
+        .iter()
+        .filter(|v| v.is_cluster_shared_volume != Some(true))
+        .map(|v| VolumeJson {
+            name: v.name.clone(),
+            free_space: v.free_space,
+            capacity: v.capacity,
+        })
+        .collect();
+    let paths: Vec<PathsJson> = h
+        .vm_paths
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| PathsJson {
+            virtual_machine_path: None,
+            virtual_hard_disk_path: Some(p.clone()),
+        })
+        .collect();
+    let disks: Vec<DiskJson> = vms
+        .iter()
+        .filter(|vm| {
+            vm.host_name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(address))
+        })
+        .flat_map(|vm| &vm.virtual_hard_disks)
+        .map(|d| DiskJson {
+            path: d.location.clone(),
+            ..DiskJson::default()
+        })
+        .collect();
+    Volumes::new(&volumes, &paths, &disks)
+}
+
+/// The space a VMM virtual hard disk takes: its file's `Size` (a fixed
+/// disk's file is its `MaximumSize`).
+pub fn sc_disk_mib(d: &ScDiskJson) -> u64 {
+    let fixed = d
+        .vhd_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("FixedSize") || t.eq_ignore_ascii_case("Fixed"));
+    let bytes = if fixed {
+        d.maximum_size.or(d.size)
+    } else {
+        d.size.or(d.maximum_size)
+    };
+    bytes.map_or(0, super::json::mib_ceil)
+}
+
+/// The VMM adapter that is Hyper-V's adapter `adapter` of VM `vm`: by
+/// Hyper-V's adapter id when VMM reports it, else by name when the name is
+/// unique on both sides, else by MAC address when it is unique on both
+/// sides and not all zeros (a dynamic MAC is all zeros until the VM first
+/// starts, so never-started VMs share it).
+pub fn match_adapter<'a>(
+    adapters: &'a [ScAdapter],
+    host: &HostView,
+    vm: &str,
+    adapter: &str,
+) -> Option<&'a ScAdapter> {
+    let hv_id = host
+        .adapter_ids
+        .iter()
+        .find(|(v, n, _)| v == vm && n == adapter)
+        .map(|(_, _, id)| id.as_str());
+    if let Some(id) = hv_id
+        && let Some(found) = adapters.iter().find(|s| {
+            s.device_id
+                .as_deref()
+                .is_some_and(|d| d.eq_ignore_ascii_case(id))
+        })
+    {
+        return Some(found);
+    }
+    // An adapter VMM ties to another Hyper-V adapter by id is not a
+    // candidate for a match by name or MAC.
+    let free: Vec<&ScAdapter> = adapters
+        .iter()
+        .filter(|s| {
+            s.device_id
+                .as_deref()
+                .is_none_or(|d| hv_id.is_some_and(|id| d.eq_ignore_ascii_case(id)))
+        })
+        .collect();
+    let hv_named = host
+        .vms
+        .iter()
+        .filter(|v| v.name == vm)
+        .flat_map(|v| &v.adapters)
+        .filter(|a| a.name == adapter)
+        .count();
+    let sc_named: Vec<&ScAdapter> = free
+        .iter()
+        .copied()
+        .filter(|s| s.name.as_deref() == Some(adapter))
+        .collect();
+    if sc_named.len() == 1 && hv_named == 1 {
+        return Some(sc_named[0]);
+    }
+    let mac = host
+        .macs
+        .iter()
+        .find(|(v, n, _)| v == vm && n == adapter)
+        .map(|(_, _, m)| normalise_mac(m))
+        .filter(|m| !m.is_empty() && m.chars().any(|c| c != '0'))?;
+    let hv_same = host
+        .macs
+        .iter()
+        .filter(|(v, _, m)| v == vm && normalise_mac(m) == mac)
+        .count();
+    let sc_same: Vec<&ScAdapter> = free.iter().copied().filter(|s| s.mac == mac).collect();
+    (hv_same == 1 && sc_same.len() == 1).then(|| sc_same[0])
 }
 
 /// Completes a VMM VM with what its host reports: adapter names, extended
@@ -365,12 +589,7 @@ pub fn join(vm: &mut ScVm, host: Option<&HostView>) -> Vec<(String, String)> {
         .adapters
         .iter()
         .map(|a| {
-            let mac = host
-                .macs
-                .iter()
-                .find(|(v, n, _)| *v == hv.name && *n == a.name)
-                .map(|(_, _, m)| normalise_mac(m));
-            let sc = mac.and_then(|m| vm.adapters.iter().find(|s| !m.is_empty() && s.mac == m));
+            let sc = match_adapter(&vm.adapters, host, &hv.name, &a.name);
             if let Some(sc) = sc {
                 ids.push((a.name.clone(), sc.id.clone()));
             }
@@ -560,6 +779,31 @@ fn is_not_found(e: &PsError) -> bool {
         .is_some_and(|r| r.fully_qualified_error_id.starts_with("BerthVmNotFound"))
 }
 
+/// `Move-SCVirtualMachine -Path` for a move: VMM puts a VM's files in a
+/// folder of the VM's name under `-Path`, so the planner's
+/// `<storagePath>\<vm name>` is given as `<storagePath>`; without one, the
+/// settings' `destinationStoragePath`, else nothing (the files stay where
+/// they are).
+pub fn vmm_path(request: &MoveRequest, settings: &ScvmmSettings) -> Option<String> {
+    match &request.storage_path {
+        Some(p) => {
+            let t = p.trim().trim_end_matches(['\\', '/']);
+            let parent = t
+                .rsplit_once(['\\', '/'])
+                .filter(|(_, last)| last.eq_ignore_ascii_case(&request.vm))
+                .map(|(parent, _)| {
+                    if parent.ends_with(':') {
+                        format!("{parent}\\")
+                    } else {
+                        parent.to_string()
+                    }
+                });
+            Some(parent.unwrap_or_else(|| t.to_string()))
+        }
+        None => settings.destination_storage_path.clone(),
+    }
+}
+
 /// A failed VMM job as an error record, so the same rules classify it.
 pub fn job_error(job: &ScJobJson) -> RemoteError {
     let mut message = job
@@ -665,7 +909,7 @@ impl Provider for Scvmm {
         let value = self
             .vmm(
                 scripts::SCVMM_MOVE.name,
-                json!({ "vm": request.vm, "to": to, "path": self.settings.destination_storage_path }),
+                json!({ "vm": request.vm, "to": to, "path": vmm_path(request, &self.settings) }),
             )
             .await?;
         let job_id = value
