@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use berth::plan::{self, ActionKind};
-use berth::provider::{Observed, ObservedAdapter, ObservedHost, ObservedVm};
+use berth::provider::{Observed, ObservedAdapter, ObservedDisk, ObservedHost, ObservedVm};
 use berth::spec::{self, CpuVendor, PowerState, ProviderSpec};
 
 fn write(dir: &tempfile::TempDir, name: &str, body: &str) -> PathBuf {
@@ -111,6 +111,36 @@ fn a_clustered_vm_moves_only_between_nodes_of_its_cluster() {
             .contains("web-01 is clustered in CL1; hv09 is not a node of CL1"),
         "{}",
         blocked.reason
+    );
+}
+
+#[test]
+fn a_vm_on_a_cluster_shared_volume_stays_in_its_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        &dir,
+        "placement.yaml",
+        "apiVersion: berth/v1\nkind: Placement\nspec:\n  hosts: [{ name: hv01 }, { name: hv09 }]\n  vms:\n    - { name: app-01, host: hv09 }\n",
+    );
+    let desired = spec::load(&[p]).expect("valid");
+    let mut app = vm("app-01", "hv01", false);
+    app.disks = vec![ObservedDisk {
+        path: r"C:\ClusterStorage\Volume1\app-01\app-01.vhdx".into(),
+        size_mib: 10_240,
+        volume: None,
+    }];
+    let o = observed(
+        vec![host("hv01", Some("CL1")), host("hv09", None)],
+        vec![app],
+    );
+    let plan = plan::plan(&desired, &o);
+    assert!(moved(&plan).is_empty());
+    assert!(
+        plan.blocked[0].reason.contains(
+            "app-01's disks are on a cluster shared volume of CL1; hv09 is not a node of CL1"
+        ),
+        "{}",
+        plan.blocked[0].reason
     );
 }
 

@@ -107,6 +107,22 @@ fn unfit(
             ),
         });
     }
+    // A VM that is not clustered leaves its cluster only with its disks:
+    // those on a cluster shared volume are not reachable elsewhere.
+    if let Some(c) = from
+        .cluster
+        .as_ref()
+        .filter(|c| to.cluster.as_ref() != Some(*c))
+        && vm
+            .disks
+            .iter()
+            .any(|d| d.volume.is_none() && is_csv_path(&d.path))
+    {
+        return Some(format!(
+            "{}'s disks are on a cluster shared volume of {c}; {} is not a node of {c}",
+            vm.name, to.name
+        ));
+    }
     if vm.state.is_live() {
         if from.cpu_vendor != to.cpu_vendor {
             return Some(format!(
@@ -138,6 +154,12 @@ fn unfit(
         }
     }
     None
+}
+
+/// A path on a cluster shared volume (`C:\ClusterStorage\...`).
+fn is_csv_path(path: &str) -> bool {
+    let p = path.trim().to_ascii_lowercase().replace('/', "\\");
+    p.len() > 2 && p.as_bytes()[1] == b':' && p[2..].starts_with("\\clusterstorage\\")
 }
 
 /// Computes goals, moves and adapter changes.
