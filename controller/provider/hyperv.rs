@@ -14,8 +14,15 @@
 //! wait carries on by watching the VM itself: done when it runs on the
 //! destination, failed when it stays on the source without migrating. The
 //! migration itself is carried out by the hosts' migration service and does
-//! not depend on the session. Clustered VMs move with
-//! `Move-ClusterVirtualMachineRole -Wait 0` and are followed the same way.
+//! not depend on the session. A job that completed is confirmed by the VM
+//! too (a failed Move-VM job can end `Completed`, its errors in its Error
+//! stream, which `hv_job` reads). Clustered VMs move with
+//! `Move-ClusterVirtualMachineRole -Wait 0` and are followed the same way,
+//! with a grace period and the cluster group's state, since the cluster may
+//! queue the move before it starts.
+//!
+//! The cmdlets' JSON and its mapping live in `hyperv/report.rs`, where each
+//! disk is placed on its volume by `hyperv/storage.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
