@@ -221,6 +221,12 @@ impl Scheduler {
         }
     }
 
+    /// How urgent an action is (higher first); the executor orders ready
+    /// actions by it.
+    pub fn priority(&self, id: u32) -> (u64, u64) {
+        self.priority.get(&id).copied().unwrap_or((0, 0))
+    }
+
     /// Marks an action whose `after` are all done as ready.
     pub fn make_ready(&mut self, id: u32) {
         let p = self.priority.get(&id).copied().unwrap_or((0, 0));
