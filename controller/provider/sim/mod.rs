@@ -116,6 +116,8 @@ struct Files {
     journal: BufWriter<File>,
     journal_lines: u64,
     lock: File,
+    /// The last batch written, kept in every save as the state's tail.
+    tail: Vec<Event>,
     /// The folder (or the directory above it) is gone: the world lives in
     /// memory, these events wait for it to return.
     missing: Option<Vec<Event>>,
@@ -195,6 +197,7 @@ impl Inner {
         }
         files.journal.flush().map_err(io_err(&journal_path))?;
         files.journal_lines = lines;
+        files.tail = events;
         Ok(())
     }
 
@@ -289,7 +292,8 @@ impl Inner {
             return self.went_away(Vec::new());
         }
         let lines = files.journal_lines;
-        self.write_state(lines, &[])
+        let tail = files.tail.clone();
+        self.write_state(lines, &tail)
     }
 
     fn save_now_and_then(&mut self) {
@@ -365,6 +369,7 @@ impl Sim {
                 journal: BufWriter::new(journal),
                 journal_lines,
                 lock,
+                tail: Vec::new(),
                 missing: None,
             }),
             memory_journal: Vec::new(),
