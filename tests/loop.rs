@@ -103,7 +103,8 @@ impl World {
     }
 
     fn journal(&self) -> Vec<serde_json::Value> {
-        let text = std::fs::read_to_string(self.dir.join(".berth/events.jsonl")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.dir.join(".berth/events.jsonl")).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
@@ -193,7 +194,10 @@ fn a_commit_during_a_long_move_starts_at_once_also_after_kill_9() {
 
     // A commit that moves an unrelated VM starts within a second.
     let took = starts_within(&w, "small-a", &placement("hv02", "hv04", "hv03"));
-    assert!(took < Duration::from_secs(1), "small-a started after {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "small-a started after {took:?}"
+    );
     poll("small-a to land", Duration::from_secs(10), || {
         (w.count("migration_completed", "small-a") == 1).then_some(())
     });
@@ -207,10 +211,14 @@ fn a_commit_during_a_long_move_starts_at_once_also_after_kill_9() {
     // commit still starts at once.
     kill9(&mut watch);
     let mut watch = w.watch();
-    poll("big shown Moving after the restart", Duration::from_secs(10), || {
-        let s = w.status()?;
-        (s.vms.get("big")?.condition == Condition::Moving).then_some(())
-    });
+    poll(
+        "big shown Moving after the restart",
+        Duration::from_secs(10),
+        || {
+            let s = w.status()?;
+            (s.vms.get("big")?.condition == Condition::Moving).then_some(())
+        },
+    );
     let took = starts_within(&w, "small-b", &placement("hv02", "hv04", "hv04"));
     assert!(
         took < Duration::from_secs(1),
@@ -239,9 +247,18 @@ fn a_commit_during_a_long_move_starts_at_once_also_after_kill_9() {
 fn plan_on_a_fresh_world_creates_nothing() {
     let w = World::new();
     let out = w.berth(&["plan", "."]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = w.berth(&["observe", "--provider", "sim:fleet.yaml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         !Path::new(&w.dir).join(".berth").exists(),
         "reading must not create .berth/"

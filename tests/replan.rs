@@ -67,9 +67,7 @@ impl Record {
             .expect("lock")
             .iter()
             .filter_map(|(t, e)| match e {
-                Event::MoveStarted {
-                    vm: v, attempt, ..
-                } if v == vm => Some((*t, *attempt)),
+                Event::MoveStarted { vm: v, attempt, .. } if v == vm => Some((*t, *attempt)),
                 _ => None,
             })
             .collect()
@@ -81,9 +79,7 @@ impl Record {
             .expect("lock")
             .iter()
             .filter_map(|(t, e)| match e {
-                Event::MoveFinished { vm: v, error, .. } if v == vm => {
-                    Some((*t, error.is_none()))
-                }
+                Event::MoveFinished { vm: v, error, .. } if v == vm => Some((*t, error.is_none())),
                 _ => None,
             })
             .collect()
@@ -157,7 +153,9 @@ fn a_failed_move_is_retried_while_long_moves_run() {
         flaky[1].0
     );
     assert!(
-        rec.reasons("flaky").iter().any(|r| r.starts_with("retry in ")),
+        rec.reasons("flaky")
+            .iter()
+            .any(|r| r.starts_with("retry in ")),
         "{:?}",
         rec.reasons("flaky")
     );
@@ -218,7 +216,11 @@ fn a_new_spec_keeps_a_retrys_attempt_count_and_starts_unrelated_work_at_once() {
     );
     assert!(flaky[1].0 >= 75.0, "the backoff survived too: {flaky:?}");
     let long = rec.starts("long");
-    assert_eq!(long.len(), 1, "the long move was never stopped or issued again");
+    assert_eq!(
+        long.len(),
+        1,
+        "the long move was never stopped or issued again"
+    );
 }
 
 #[test]
@@ -254,7 +256,11 @@ fn waits_say_why_slot_backup_and_retry() {
         "{:?}",
         slot.collect::<Vec<_>>()
     );
-    assert!(rec.reasons("c").iter().any(|r| r == "backup"), "{:?}", rec.reasons("c"));
+    assert!(
+        rec.reasons("c").iter().any(|r| r == "backup"),
+        "{:?}",
+        rec.reasons("c")
+    );
     assert!(
         rec.reasons("d").iter().any(|r| r.starts_with("retry in ")),
         "{:?}",

@@ -160,5 +160,4 @@ impl Book {
             .map(|(vm, h)| (vm.clone(), h.reason.clone()))
             .collect()
     }
-
 }

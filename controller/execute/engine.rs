@@ -600,10 +600,8 @@ impl<'o> Engine<'o> {
                         if !stale {
                             self.hold(&key.vm, error.message.clone(), false);
                         }
-                        self.why = Some(format!(
-                            "the move of {} failed: {}",
-                            key.vm, error.message
-                        ));
+                        self.why =
+                            Some(format!("the move of {} failed: {}", key.vm, error.message));
                     }
                     _ => {
                         self.report.attempts += 1;

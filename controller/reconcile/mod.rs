@@ -425,8 +425,7 @@ impl Reconciler {
     fn files_changed_during_job(&mut self) {
         match self.reload_spec() {
             SpecChange::Changed => {
-                if let (Some(job), Some(desired)) = (self.job.as_mut(), self.spec.desired.clone())
-                {
+                if let (Some(job), Some(desired)) = (self.job.as_mut(), self.spec.desired.clone()) {
                     let running = job.control.running_jobs().len();
                     tracing::info!(
                         "the spec changed: re-planning now around {running} migration{} in flight",
@@ -507,7 +506,10 @@ impl Reconciler {
             // backup longer than backupWait) get another chance; moves that
             // cannot succeed stay blocked until the spec sends the VM
             // elsewhere.
-            self.book.lock().unwrap_or_else(|e| e.into_inner()).lift_passing_holds();
+            self.book
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .lift_passing_holds();
             self.job_blocked.clear();
         }
         let (outcome, next) = match self.spec.desired.clone() {
@@ -898,4 +900,3 @@ fn log_pass(r: &PassReport) {
         ),
     }
 }
-

@@ -126,4 +126,3 @@ fn log_event(event: &Event) {
         Event::Replanning { why } => tracing::info!("re-planning: {why}"),
     }
 }
-

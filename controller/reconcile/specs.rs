@@ -59,11 +59,12 @@ impl Reconciler {
             };
         }
         self.spec.fingerprint = Some(fp);
-        let loaded = if std::fs::metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        let loaded = if std::fs::metadata(dir)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
             Err(format!("the directory {} does not exist", dir.display()))
         } else {
-            spec::load(std::slice::from_ref(dir))
-                .map_err(|e| e.to_string().trim_end().to_string())
+            spec::load(std::slice::from_ref(dir)).map_err(|e| e.to_string().trim_end().to_string())
         };
         let loaded = loaded.and_then(|d| {
                 if d.placement_documents == 0 {
@@ -116,7 +117,6 @@ impl Reconciler {
             }
         }
     }
-
 }
 
 /// Whether two valid specs want the same thing (positions do not count).
@@ -171,4 +171,3 @@ fn log_spec_change(old: &Desired, new: &Desired) {
         );
     }
 }
-
