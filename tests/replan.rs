@@ -343,3 +343,29 @@ fn a_truncated_or_short_journal_is_repaired_on_open() {
         ));
     }
 }
+
+#[test]
+fn the_plans_estimate_waits_for_a_backup_it_can_see() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fleet, desired) = load(
+        dir.path(),
+        &format!(
+            "{HOSTS}  vms:\n    - {{ name: a, host: hv01, memoryGiB: 1, backups: [{{ at: 0s, for: 10m }}] }}\n"
+        ),
+        &format!("{DECL}  vms:\n    - {{ name: a, host: hv02 }}\n"),
+    );
+    let plan = runtime().block_on(async {
+        let sim = Sim::in_memory(&fleet);
+        let observed = berth::provider::Provider::observe(&sim)
+            .await
+            .expect("observe");
+        assert_eq!(observed.backups_end_in.get("a"), Some(&600.0));
+        berth::plan::plan(&desired, &observed)
+    });
+    // 10 minutes of backup, then 5 + 1024 / 100 s of migration.
+    assert!(
+        (plan.estimated_seconds - 615.2).abs() < 0.2,
+        "{}",
+        plan.estimated_seconds
+    );
+}
