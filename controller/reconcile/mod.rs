@@ -365,6 +365,10 @@ impl Reconciler {
         let report = self.pass(Trigger::Startup).await;
         let mut wake_at = wake_at_of(report.next);
         let mut flush_at: Option<Instant> = None;
+        // While the executor's loop runs, a resync wakes it to look again
+        // (drift behind berth's back is corrected without waiting for a
+        // move to end).
+        let mut resync_at = Some(Instant::now() + self.interval());
         loop {
             tokio::select! {
                 biased;
@@ -389,6 +393,13 @@ impl Reconciler {
                         Trigger::JobEnded
                     };
                     wake_at = wake_at_of(self.pass(trigger).await.next);
+                    resync_at = Some(Instant::now() + self.interval());
+                }
+                () = sleep_opt(resync_at), if self.job.is_some() => {
+                    if let Some(job) = &self.job {
+                        job.control.wake();
+                    }
+                    resync_at = Some(Instant::now() + self.interval());
                 }
                 () = sleep_opt(wake_at), if self.job.is_none() && wake_at.is_some() => {
                     let trigger = if self.provider_error.is_some() {
