@@ -466,6 +466,7 @@ impl<'o> Engine<'o> {
                         from: from.clone(),
                         to: to.clone(),
                         kind: *method,
+                        storage_path: None,
                     },
                     targets,
                     timeout: self.desired.policy.move_timeout,

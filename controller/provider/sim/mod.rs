@@ -76,11 +76,13 @@ pub enum SimError {
     },
     /// The saved state is unreadable.
     #[error(
-        "{path}: the saved world is unreadable ({message}); run `berth sim reset` to start over"
+        "{path}: the saved world is unreadable ({message}); run `berth sim reset {fleet}` to start over"
     )]
     Corrupt {
         /// The file.
         path: String,
+        /// The Fleet file whose world it is (for the `sim reset` hint).
+        fleet: String,
         /// What is wrong.
         message: String,
     },
@@ -185,9 +187,9 @@ impl Inner {
         };
         let journal_path = files.dir.join(JOURNAL_FILE);
         for e in &events {
-            let mut line = serde_json::to_vec(e).map_err(|e| SimError::Corrupt {
+            let mut line = serde_json::to_vec(e).map_err(|e| SimError::Io {
                 path: journal_path.display().to_string(),
-                message: e.to_string(),
+                source: std::io::Error::other(e),
             })?;
             line.push(b'\n');
             files
@@ -270,9 +272,9 @@ impl Inner {
         };
         let path = files.dir.join(STATE_FILE);
         let tmp = files.dir.join("state.json.tmp");
-        let text = serde_json::to_vec(&saved).map_err(|e| SimError::Corrupt {
+        let text = serde_json::to_vec(&saved).map_err(|e| SimError::Io {
             path: path.display().to_string(),
-            message: e.to_string(),
+            source: std::io::Error::other(e),
         })?;
         std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -507,6 +509,7 @@ fn read_saved(fleet_path: &Path, fingerprint: &str) -> Result<Option<Saved>, Sim
     };
     let saved: Saved = serde_json::from_slice(&text).map_err(|e| SimError::Corrupt {
         path: state_path.display().to_string(),
+        fleet: fleet_path.display().to_string(),
         message: e.to_string(),
     })?;
     if saved.fleet_fingerprint != fingerprint {
@@ -565,9 +568,9 @@ pub(crate) fn repair_journal(path: &Path, lines: u64, tail: &[Event]) -> Result<
         let missing = (lines - have) as usize;
         if missing <= tail.len() {
             for e in &tail[tail.len() - missing..] {
-                let line = serde_json::to_vec(e).map_err(|e| SimError::Corrupt {
+                let line = serde_json::to_vec(e).map_err(|e| SimError::Io {
                     path: path.display().to_string(),
-                    message: e.to_string(),
+                    source: std::io::Error::other(e),
                 })?;
                 text.extend_from_slice(&line);
                 text.push(b'\n');
