@@ -218,7 +218,7 @@ impl<'o> Engine<'o> {
                 });
             }
             let done = idle && (stopping || decision.wake.is_none());
-            if done && !(self.forever && !stopping) {
+            if done && (stopping || !self.forever) {
                 self.report.interrupted = stopping;
                 self.finish(plan, decision.blocked);
                 break;
