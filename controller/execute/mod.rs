@@ -12,6 +12,7 @@
 //! VM's ACLs, VLANs and connections are put back at once and verified.
 
 mod adapters;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,11 @@ pub struct Options {
     pub backup_poll: Duration,
     /// How long a move waits when a host reports it is busy.
     pub busy_retry: Duration,
+    /// Start moves outside `policy.moveWindows` too (`apply --ignore-windows`).
+    pub ignore_windows: bool,
+    /// Outside every move window, wait for the next one (`apply`) instead
+    /// of returning once the fixes that may run are done (`watch`).
+    pub wait_for_window: bool,
 }
 
 impl Default for Options {
@@ -59,6 +65,8 @@ impl Default for Options {
             retry_max_delay: Duration::from_secs(120),
             backup_poll: Duration::from_secs(30),
             busy_retry: Duration::from_secs(15),
+            ignore_windows: false,
+            wait_for_window: false,
         }
     }
 }
@@ -153,6 +161,16 @@ pub enum Event {
     Replanning {
         /// Why.
         why: String,
+    },
+    /// Outside every move window: moves wait for the next one (reported
+    /// when the wait begins, then once a minute as a countdown).
+    WindowWait {
+        /// `outside the move window; opens Mon 22:00 Europe/Amsterdam`.
+        why: String,
+        /// Time left until it opens (`None`: no window opens within a week).
+        remaining: Option<Duration>,
+        /// The VMs whose moves wait (on the first report of a wait only).
+        vms: Vec<String>,
     },
 }
 
@@ -380,6 +398,26 @@ pub async fn converge(
             }
             break;
         }
+        // Outside every move window only fixes run; then `apply` waits.
+        let plan = match window::closed(desired, run.provider.as_ref(), opts) {
+            None => plan,
+            Some(_) => {
+                let fixes = plan::fixes_only(&plan);
+                if !fixes.has_changes() {
+                    if !opts.wait_for_window {
+                        break;
+                    }
+                    if !run.wait_for_window(&plan).await {
+                        run.report.interrupted = true;
+                        break;
+                    }
+                    // Waiting is not a round.
+                    round -= 1;
+                    continue;
+                }
+                fixes
+            }
+        };
         observer.event(&Event::Planned {
             round,
             plan: Box::new(plan.clone()),
@@ -507,10 +545,21 @@ impl Run<'_> {
                 end = Some(RoundEnd::Stopped);
             }
             if end.is_none() {
+                let mut window_closed = false;
                 for id in sched.pick() {
                     let Some(action) = actions.get(&id) else {
                         continue;
                     };
+                    if action.kind.is_move()
+                        && (window_closed
+                            || window::closed(self.desired, self.provider.as_ref(), self.opts)
+                                .is_some())
+                    {
+                        // Not started: the next round waits for the window.
+                        sched.finish(id);
+                        window_closed = true;
+                        continue;
+                    }
                     if let ActionKind::Move { .. } = action.kind
                         && let Some(max) = self.opts.max_moves
                         && self.moves_started >= max
@@ -526,6 +575,9 @@ impl Run<'_> {
                         break;
                     }
                     self.spawn(&mut jobs, action, &before, &tx);
+                }
+                if window_closed && end.is_none() {
+                    end = Some(RoundEnd::Replan("the move window closed".to_string()));
                 }
             }
             if end.is_some() {

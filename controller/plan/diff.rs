@@ -227,9 +227,16 @@ pub(super) fn targets(
         }
     }
 
-    // Maintenance: largest VMs first, into the first fallback with room,
-    // else the eligible host with the most room left.
-    evacuate.sort_by(|a, b| b.memory_mib.cmp(&a.memory_mib).then(a.name.cmp(&b.name)));
+    // Maintenance: the highest `priority` first, then the largest VMs, into
+    // the first fallback with room, else the eligible host with the most
+    // room left.
+    let prio = |vm: &ObservedVm| desired.vms.get(&vm.name).map_or(0, |s| s.priority);
+    evacuate.sort_by(|a, b| {
+        prio(b)
+            .cmp(&prio(a))
+            .then(b.memory_mib.cmp(&a.memory_mib))
+            .then(a.name.cmp(&b.name))
+    });
     for vm in evacuate {
         let spec = desired.vms.get(&vm.name);
         let from = &observed.hosts[&vm.host];

@@ -22,7 +22,9 @@
 //! status.
 
 pub mod metrics;
+pub mod revision;
 pub mod status;
+mod status_window;
 pub mod watcher;
 
 use std::collections::{BTreeMap, HashMap};
@@ -271,6 +273,8 @@ struct Memo {
     observed: Observed,
     plan: plan::Plan,
     conditions: BTreeMap<String, VmStatus>,
+    /// Why moves wait for a move window, when they do.
+    window: Option<String>,
 }
 
 impl Live {
@@ -309,6 +313,7 @@ pub struct Reconciler {
     job_rx: Option<mpsc::UnboundedReceiver<JobResult>>,
     last_write: Option<Instant>,
     memo: Option<Memo>,
+    revisions: revision::Revisions,
 }
 
 impl Reconciler {
@@ -333,6 +338,7 @@ impl Reconciler {
             job_rx: Some(job_rx),
             last_write: None,
             memo: None,
+            revisions: revision::Revisions::default(),
         }
     }
 
@@ -516,6 +522,10 @@ impl Reconciler {
         let started = std::time::Instant::now();
         self.passes += 1;
         let change = self.reload_spec();
+        let head = revision::head(&self.settings.dir);
+        if self.revisions.update(head, self.spec.error.is_none()) {
+            self.revisions.log();
+        }
         if change == SpecChange::Changed
             || matches!(
                 trigger,
@@ -574,13 +584,17 @@ impl Reconciler {
             }
         };
         self.provider_up();
+        let closed = execute::window::closed(&desired, self.provider.as_ref(), &self.settings.exec);
+        let window = closed.as_ref().map(execute::window::waiting_reason);
         // The plan and the conditions are pure functions of the spec, the
-        // holds and the observation: when none of them changed since the
-        // last pass (a quiet resync), the last ones are reused.
+        // holds, the observation and the move window: when none of them
+        // changed since the last pass (a quiet resync), the last ones are
+        // reused.
         let memo = match self.memo.take() {
             Some(m)
                 if Arc::ptr_eq(&m.desired, &desired)
                     && m.holds == self.holds
+                    && m.window == window
                     && m.observed.hosts == observed.hosts
                     && m.observed.vms == observed.vms =>
             {
@@ -588,8 +602,11 @@ impl Reconciler {
             }
             _ => {
                 let plan = plan::plan_with_holds(&desired, &observed, &self.holds);
-                let conditions =
+                let mut conditions =
                     status::conditions(&desired, &observed, &plan, desired.policy.suspend);
+                if let Some(why) = &window {
+                    status_window::mark_waiting(&mut conditions, &plan, why);
+                }
                 self.live.touched.store(true, Ordering::SeqCst);
                 Memo {
                     desired: desired.clone(),
@@ -597,6 +614,7 @@ impl Reconciler {
                     observed,
                     plan,
                     conditions,
+                    window: window.clone(),
                 }
             }
         };
@@ -616,6 +634,16 @@ impl Reconciler {
             (
                 Outcome::Deferred { changes },
                 Action::Requeue(interval.min(IN_FLIGHT_POLL)),
+            )
+        } else if let Some(closed) = &closed
+            && plan::fixes_only(plan).actions.is_empty()
+        {
+            // Outside every move window with only moves to make: look
+            // again when the window opens (or at the next resync).
+            let opens = closed.wait(self.provider.now()).unwrap_or(interval);
+            (
+                Outcome::Deferred { changes },
+                Action::Requeue(interval.min(opens).max(Duration::from_secs(1))),
             )
         } else if !trigger.may_act() {
             let delay = self
@@ -872,6 +900,8 @@ impl Reconciler {
             s.updated_at = status::rfc3339(std::time::SystemTime::now());
             s.spec_error = self.spec.error.clone();
             s.provider_error = self.provider_error.clone();
+            s.revision = self.revisions.revision.clone();
+            s.attempted_revision = self.revisions.attempted.clone();
             let bytes = self
                 .settings
                 .status_file
@@ -880,6 +910,10 @@ impl Reconciler {
             (s.counts(), bytes)
         };
         self.metrics.set_vms(counts);
+        self.metrics.set_revisions(
+            self.revisions.revision.as_deref(),
+            self.revisions.attempted.as_deref(),
+        );
         if let (Some(path), Some(bytes)) = (&self.settings.status_file, bytes)
             && let Err(e) = status::write_bytes_atomic(path, &bytes)
         {
@@ -1202,6 +1236,14 @@ impl Observer for JobObserver {
                         entry.reason = Some(reason.clone());
                     }
                 }
+                Event::WindowWait { why, vms, .. } => {
+                    for vm in vms {
+                        if let Some(entry) = s.vms.get_mut(vm) {
+                            entry.condition = Condition::Waiting;
+                            entry.reason = Some(why.clone());
+                        }
+                    }
+                }
                 Event::AdapterFixed { .. } | Event::Replanning { .. } => {}
             }
         }
@@ -1251,6 +1293,10 @@ fn log_event(event: &Event) {
         }
         Event::Blocked { vm, reason } => tracing::warn!(vm = %vm, "blocked {vm}: {reason}"),
         Event::Replanning { why } => tracing::info!("re-planning: {why}"),
+        Event::WindowWait { why, vms, .. } if !vms.is_empty() => {
+            tracing::info!("{} move{} wait: {why}", vms.len(), plural(vms.len()))
+        }
+        Event::WindowWait { .. } => {}
     }
 }
 

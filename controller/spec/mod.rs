@@ -12,6 +12,7 @@ pub mod model;
 pub mod raw;
 mod structure;
 mod validate;
+pub mod window;
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,8 @@ pub use diag::{Diagnostic, Loc, Origin, Related, SourceFile, SpecError};
 pub use duration::{format_duration, human_seconds, parse_duration};
 pub use load::{API_VERSION, KINDS, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
-pub use validate::{check_name, parse_address, parse_port, parse_protocol};
+pub use validate::{DEFAULT_START_TIME, check_name, parse_address, parse_port, parse_protocol};
+pub use window::{WindowState, window_state};
 
 use diag::Sink;
 
