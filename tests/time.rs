@@ -183,7 +183,12 @@ fn without_waiting_only_the_fixes_run() {
     let (fleet, desired) = move_and_fix(NOON, &windows(WEEKNIGHTS));
     let (report, journal, _) = run(&fleet, &desired, Options::default());
     assert!(!report.converged);
-    assert!(report.blocked.is_empty(), "{:?}", report.blocked);
+    assert_eq!(report.blocked.len(), 1, "{:?}", report.blocked);
+    assert_eq!(report.blocked[0].vm, "web-01");
+    assert_eq!(
+        report.blocked[0].reason,
+        "outside the move window; opens Mon 22:00 Europe/Amsterdam"
+    );
     assert!(started(&journal).is_empty(), "{journal:?}");
     assert!(
         journal

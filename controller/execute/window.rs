@@ -3,17 +3,18 @@
 //! Outside every window of `policy.moveWindows` no move starts; adapter
 //! fixes are not moves and go ahead, and a move already running finishes.
 //! The clock is the provider's ([`Provider::now`]), so the simulator's
-//! windows run on simulated time. `apply` waits for the next window
-//! ([`Options::wait_for_window`]), reporting a countdown; `watch` does not
-//! wait inside a job: its next pass comes when the window opens.
+//! windows run on simulated time. The [`super::gate::Gate`] refuses moves
+//! with [`super::gate::Wait::Window`] while [`closed`] says so; the engine
+//! then wakes at the opening (`watch`, and `apply`, which also wakes once a
+//! minute before it for the countdown) unless [`Options::wait_for_window`]
+//! is off and it does not run for ever.
 
 use std::time::Duration;
 
-use crate::plan::Plan;
 use crate::provider::Provider;
 use crate::spec::{Desired, WindowState, window_state};
 
-use super::{Event, Options, Run};
+use super::Options;
 
 /// Why moves may not start now, when they may not.
 pub fn closed(desired: &Desired, provider: &dyn Provider, opts: &Options) -> Option<WindowState> {
@@ -35,48 +36,13 @@ pub fn waiting_reason(state: &WindowState) -> String {
 
 /// How long to sleep before the countdown is reported again: to the next
 /// whole minute before the opening, or to the opening itself.
-fn step(remaining: Duration) -> Duration {
+pub(super) fn step(remaining: Duration) -> Duration {
     let minute = Duration::from_secs(60);
     if remaining <= minute {
         return remaining;
     }
     let rest = Duration::from_nanos((remaining.as_nanos() % minute.as_nanos()) as u64);
     if rest.is_zero() { minute } else { rest }
-}
-
-impl Run<'_> {
-    /// Waits until a move window opens; `false` when a stop came first.
-    pub(super) async fn wait_for_window(&mut self, plan: &Plan) -> bool {
-        let vms: Vec<String> = plan
-            .actions
-            .iter()
-            .filter(|a| a.kind.is_move())
-            .map(|a| a.kind.vm().to_string())
-            .collect();
-        let mut first = true;
-        loop {
-            let now = self.provider.now();
-            let state = window_state(&self.desired.policy.move_windows, now);
-            if state.is_open() {
-                return true;
-            }
-            // No opening within a week (every one falls into a clock
-            // change): look again in a day.
-            let remaining = state.wait(now);
-            self.observer.event(&Event::WindowWait {
-                why: waiting_reason(&state),
-                remaining,
-                vms: if first { vms.clone() } else { Vec::new() },
-            });
-            first = false;
-            let sleep = step(remaining.unwrap_or(Duration::from_secs(86_400)))
-                .max(Duration::from_millis(1));
-            tokio::select! {
-                () = tokio::time::sleep(sleep) => {}
-                () = self.control.stopped() => return false,
-            }
-        }
-    }
 }
 
 #[cfg(test)]
