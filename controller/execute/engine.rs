@@ -642,10 +642,13 @@ impl<'o> Engine<'o> {
                         self.report.attempts += 1;
                         self.report.failed_attempts += 1;
                         // A stale plan looks permanent too: let a fresh
-                        // observation decide before giving up on the VM.
+                        // observation decide, after a backoff (so a plan
+                        // that stays stale cannot spin), before giving up.
                         let stale = error.message.contains(" is on ")
                             || error.message.contains("already migrating");
-                        if !stale {
+                        if stale {
+                            self.failed_attempt(&key, &error.message);
+                        } else {
                             self.hold(&key.vm, error.message.clone(), false);
                         }
                         self.why =
