@@ -104,6 +104,7 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
                         fallback: Vec::new(),
                         adapters: None,
                         origin: Origin::default(),
+                        priority: 0,
                     },
                 )
             })
@@ -135,6 +136,7 @@ fn drain() -> Scenario {
     }
     let fleet = FleetSpec {
         seed: 1,
+        start_time: berth::spec::DEFAULT_START_TIME,
         faults: Faults::default(),
         hosts,
         vms,
@@ -178,6 +180,7 @@ fn rebalance() -> Scenario {
     }
     let fleet = FleetSpec {
         seed: 2,
+        start_time: berth::spec::DEFAULT_START_TIME,
         faults: Faults::default(),
         hosts,
         vms,

@@ -186,6 +186,7 @@ fn fleet(vms: usize, hosts: usize, moving: f64, disks: bool) -> (Desired, Observ
                     acls: Some(rules.clone()),
                 }]),
                 origin: Origin::default(),
+                priority: 0,
             },
         );
     }

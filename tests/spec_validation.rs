@@ -1041,6 +1041,7 @@ fn policy_defaults_apply() {
             max_moves_per_apply: 50,
             suspend: false,
             max_storage_migrations_per_host: 2,
+            move_windows: Vec::new(),
         }
     );
     assert_eq!(d.controller, None);

@@ -25,7 +25,8 @@ use crate::spec::Desired;
 
 use super::{Action, ActionKind, Plan};
 
-/// Effective migration limits.
+/// Effective migration limits, and the VMs' declared priorities (which
+/// decide among moves ready at once).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caps {
     per_host: HashMap<String, u32>,
@@ -37,6 +38,8 @@ pub struct Caps {
     rates: HashMap<String, f64>,
     /// Shared migration networks per host, MiB/s (absent: not shared).
     networks: HashMap<String, f64>,
+    /// `vms[].priority` where it is not 0.
+    priority: HashMap<String, i64>,
 }
 
 impl Caps {
@@ -85,12 +88,19 @@ impl Caps {
             .values()
             .filter_map(|h| h.network_mibps.map(|n| (h.name.clone(), n)))
             .collect();
+        let priority = desired
+            .vms
+            .values()
+            .filter(|v| v.priority != 0)
+            .map(|v| (v.name.clone(), v.priority))
+            .collect();
         Caps {
             per_host,
             max_parallel: policy.max_parallel_migrations,
             storage,
             rates,
             networks,
+            priority,
         }
     }
 
@@ -102,7 +112,19 @@ impl Caps {
             storage: HashMap::new(),
             rates: HashMap::new(),
             networks: HashMap::new(),
+            priority: HashMap::new(),
         }
+    }
+
+    /// The same limits with these VM priorities (tests, benchmarks).
+    pub fn with_priorities(mut self, priority: HashMap<String, i64>) -> Caps {
+        self.priority = priority;
+        self
+    }
+
+    /// A VM's declared priority (0 unless declared).
+    pub fn priority(&self, vm: &str) -> i64 {
+        self.priority.get(vm).copied().unwrap_or(0)
     }
 
     /// Live migrations allowed at once on `host` (in + out).
@@ -184,6 +206,7 @@ impl Dependencies {
 /// A move's view for scheduling.
 #[derive(Debug, Clone)]
 struct MoveInfo {
+    vm: String,
     from: String,
     to: String,
     live: bool,
@@ -197,6 +220,7 @@ struct MoveInfo {
 fn move_info(a: &Action) -> Option<MoveInfo> {
     match &a.kind {
         ActionKind::Move {
+            vm,
             from,
             to,
             method,
@@ -205,6 +229,7 @@ fn move_info(a: &Action) -> Option<MoveInfo> {
             disk_mib,
             ..
         } => Some(MoveInfo {
+            vm: vm.clone(),
             from: from.clone(),
             to: to.clone(),
             live: *method == MoveKind::Live,
@@ -221,10 +246,16 @@ fn move_info(a: &Action) -> Option<MoveInfo> {
     }
 }
 
+/// How urgent an action is: declared priority, then critical path, then
+/// length (greater first).
+type Urgency = (i64, u64, u64);
+
 /// Tracks ready and running actions and picks which start next.
 ///
-/// Priorities are fixed when the plan is loaded: the longer of the chain of
-/// work behind a move and the work on its busier host (live-migration and
+/// Priorities are fixed when the plan is loaded: first the VM's declared
+/// `priority` (a move that must finish before a more important one starts
+/// inherits that one's priority), then the longer of the chain of work
+/// behind a move and the work on its busier host (live-migration and
 /// storage-migration time per slot, and bytes over a shared network), then
 /// the move's own length. Ready moves that do not fit because a host is
 /// full are parked on that host until one of its migrations ends, so each
@@ -233,8 +264,8 @@ fn move_info(a: &Action) -> Option<MoveInfo> {
 pub struct Scheduler {
     caps: Caps,
     moves: HashMap<u32, MoveInfo>,
-    priority: HashMap<u32, (u64, u64)>,
-    ready: BTreeSet<(Reverse<(u64, u64)>, u32)>,
+    priority: HashMap<u32, Urgency>,
+    ready: BTreeSet<(Reverse<Urgency>, u32)>,
     parked: HashMap<String, Vec<u32>>,
     running_on: HashMap<String, u32>,
     storage_on: HashMap<String, u32>,
@@ -258,6 +289,7 @@ impl Scheduler {
         // is a topological order).
         let deps = Dependencies::new(plan);
         let mut tail: HashMap<u32, f64> = HashMap::new();
+        let mut declared: HashMap<u32, i64> = HashMap::new();
         for a in plan.actions.iter().rev() {
             let own = moves.get(&a.id).map_or(0.0, |m| m.seconds);
             let next = deps
@@ -266,6 +298,16 @@ impl Scheduler {
                 .filter_map(|x| tail.get(x))
                 .fold(0.0f64, |m, v| m.max(*v));
             tail.insert(a.id, own + next);
+            if let Some(m) = moves.get(&a.id) {
+                let inherited = deps
+                    .successors(a.id)
+                    .iter()
+                    .filter_map(|x| declared.get(x))
+                    .copied()
+                    .max();
+                let own = caps.priority(&m.vm);
+                declared.insert(a.id, inherited.map_or(own, |i| i.max(own)));
+            }
         }
         let load = host_load(moves.values(), caps);
         let millis = |s: f64| (s.max(0.0) * 1000.0).round() as u64;
@@ -274,15 +316,20 @@ impl Scheduler {
             .iter()
             .map(|a| {
                 let t = tail.get(&a.id).copied().unwrap_or(0.0);
+                let d = declared.get(&a.id).copied().unwrap_or(0);
                 let p = match moves.get(&a.id) {
                     Some(m) if m.live || m.storage => {
                         let l = |h: &str| load.get(h).copied().unwrap_or(0.0);
-                        (millis(t.max(l(&m.from)).max(l(&m.to))), millis(m.seconds))
+                        (
+                            d,
+                            millis(t.max(l(&m.from)).max(l(&m.to))),
+                            millis(m.seconds),
+                        )
                     }
-                    Some(m) => (millis(t), millis(m.seconds)),
+                    Some(m) => (d, millis(t), millis(m.seconds)),
                     // Adapter changes are quick and urgent (a moved VM
                     // without its ACLs is exposed): first, always.
-                    None => (u64::MAX, 0),
+                    None => (i64::MAX, u64::MAX, 0),
                 };
                 (a.id, p)
             })
@@ -303,13 +350,13 @@ impl Scheduler {
 
     /// How urgent an action is (higher first); the executor orders ready
     /// actions by it.
-    pub fn priority(&self, id: u32) -> (u64, u64) {
-        self.priority.get(&id).copied().unwrap_or((0, 0))
+    pub fn priority(&self, id: u32) -> (i64, u64, u64) {
+        self.priority.get(&id).copied().unwrap_or((0, 0, 0))
     }
 
     /// Marks an action whose `after` are all done as ready.
     pub fn make_ready(&mut self, id: u32) {
-        let p = self.priority.get(&id).copied().unwrap_or((0, 0));
+        let p = self.priority.get(&id).copied().unwrap_or((0, 0, 0));
         self.ready.insert((Reverse(p), id));
     }
 

@@ -15,6 +15,7 @@ pub mod raw;
 mod storage;
 mod structure;
 mod validate;
+pub mod window;
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,8 @@ pub(crate) use escape::{escape_snippet, map_offset};
 pub use load::{API_VERSION, KINDS, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
 pub use storage::{is_shared_path, normalise_path, path_within, volume_of};
-pub use validate::{check_name, parse_address, parse_port, parse_protocol};
+pub use validate::{DEFAULT_START_TIME, check_name, parse_address, parse_port, parse_protocol};
+pub use window::{WindowState, window_state};
 
 use diag::Sink;
 

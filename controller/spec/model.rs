@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::diag::Origin;
+pub use super::window::MoveWindow;
 
 /// Everything the documents among the given paths declare, validated.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +54,8 @@ pub struct Policy {
     pub suspend: bool,
     /// Moves that copy disks touching one host (in + out).
     pub max_storage_migrations_per_host: u32,
+    /// Moves start only inside one of these; empty: at any time.
+    pub move_windows: Vec<MoveWindow>,
 }
 
 impl Default for Policy {
@@ -66,6 +69,7 @@ impl Default for Policy {
             max_moves_per_apply: 50,
             suspend: false,
             max_storage_migrations_per_host: 2,
+            move_windows: Vec::new(),
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct VmSpec {
     pub adapters: Option<Vec<AdapterSpec>>,
     /// Where it was declared.
     pub origin: Origin,
+    /// Among moves ready to start, higher first (default 0).
+    pub priority: i64,
 }
 
 /// A managed adapter.
@@ -443,6 +449,8 @@ impl fmt::Display for PowerState {
 pub struct FleetSpec {
     /// Seed of every random choice.
     pub seed: u64,
+    /// The instant the simulated clock starts at.
+    pub start_time: jiff::Timestamp,
     /// Failure modes.
     pub faults: Faults,
     /// Hosts in file order.
