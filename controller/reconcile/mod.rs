@@ -241,6 +241,8 @@ struct SpecState {
     desired: Option<Arc<Desired>>,
     /// Why the files on disk are not in force, while they are not.
     error: Option<String>,
+    /// Parsed documents of the last read: only changed files are parsed.
+    cache: spec::SpecCache,
 }
 
 /// What reading the files again found.
@@ -811,7 +813,10 @@ impl Reconciler {
             };
         }
         self.spec.fingerprint = Some(fp);
-        let loaded = spec::load(std::slice::from_ref(dir))
+        let loaded = self
+            .spec
+            .cache
+            .load(std::slice::from_ref(dir))
             .map_err(|e| e.to_string().trim_end().to_string())
             .and_then(|d| {
                 if d.placement_documents == 0 {

@@ -7,6 +7,7 @@
 //! beside the Fleet file, and appends every change to `events.jsonl`. A lock
 //! file keeps two processes from using one world at once.
 
+pub mod import;
 pub mod journal;
 pub mod world;
 
