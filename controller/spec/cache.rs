@@ -99,3 +99,99 @@ impl SpecCache {
         self.files.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTS: &str = "apiVersion: berth/v1\nkind: Placement\nspec:\n  hosts:\n    - name: hv01\n    - name: hv02\n";
+
+    fn vms(host: &str) -> String {
+        format!(
+            "apiVersion: berth/v1\nkind: Placement\nspec:\n  vms:\n    - name: web-01\n      host: {host}\n"
+        )
+    }
+
+    #[test]
+    fn only_changed_files_are_parsed_again_and_the_result_is_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = vec![dir.path().to_path_buf()];
+        std::fs::write(dir.path().join("a-hosts.yaml"), HOSTS).expect("write");
+        std::fs::write(dir.path().join("b-vms.yaml"), vms("hv01")).expect("write");
+        let mut cache = SpecCache::new();
+
+        let first = cache.load(&root).expect("valid");
+        assert_eq!((cache.reused(), cache.len()), (0, 2));
+        assert_eq!(first.vms["web-01"].host, "hv01");
+
+        // Nothing changed: nothing parsed, same result as `load`.
+        let again = cache.load(&root).expect("valid");
+        assert_eq!(cache.reused(), 2);
+        assert_eq!(
+            format!("{again:?}"),
+            format!("{:?}", super::super::load(&root).expect("valid"))
+        );
+
+        // One file changed: only it is parsed.
+        std::fs::write(dir.path().join("b-vms.yaml"), vms("hv02")).expect("write");
+        let changed = cache.load(&root).expect("valid");
+        assert_eq!(cache.reused(), 1);
+        assert_eq!(changed.vms["web-01"].host, "hv02");
+    }
+
+    #[test]
+    fn errors_are_reported_every_time_and_across_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = vec![dir.path().to_path_buf()];
+        std::fs::write(dir.path().join("a-hosts.yaml"), HOSTS).expect("write");
+        std::fs::write(dir.path().join("b-vms.yaml"), vms("hv02")).expect("write");
+        let mut cache = SpecCache::new();
+        cache.load(&root).expect("valid");
+
+        // A change in one file breaks a reference from the other, cached one.
+        std::fs::write(
+            dir.path().join("a-hosts.yaml"),
+            HOSTS.replace("    - name: hv02\n", ""),
+        )
+        .expect("write");
+        let e = cache.load(&root).expect_err("hv02 is gone");
+        assert_eq!(cache.reused(), 1);
+        let expected = super::super::load(&root).expect_err("same error");
+        assert_eq!(e.to_string(), expected.to_string());
+        assert!(e.to_string().contains("b-vms.yaml:6:13"), "{e}");
+
+        // A file that does not parse is not kept, and says so again.
+        std::fs::write(
+            dir.path().join("b-vms.yaml"),
+            "apiVersion: berth/v1\nkind: Placement\nspec: { vms: [ }\n",
+        )
+        .expect("write");
+        let first = cache.load(&root).expect_err("syntax").to_string();
+        assert_eq!(cache.len(), 1);
+        let second = cache.load(&root).expect_err("syntax").to_string();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_file_that_moves_in_the_load_order_keeps_its_diagnostics_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = vec![dir.path().to_path_buf()];
+        std::fs::write(dir.path().join("m-hosts.yaml"), HOSTS).expect("write");
+        std::fs::write(dir.path().join("n-vms.yaml"), vms("hv09")).expect("write");
+        let mut cache = SpecCache::new();
+        let _ = cache.load(&root);
+        // A new first file shifts both cached files one place later.
+        std::fs::write(
+            dir.path().join("a-more.yaml"),
+            vms("hv08").replace("web-01", "web-00"),
+        )
+        .expect("write");
+        let e = cache.load(&root).expect_err("unknown hosts").to_string();
+        assert_eq!(e, super::super::load(&root).expect_err("same").to_string());
+        let (a, n) = (
+            e.find("a-more.yaml").expect("a"),
+            e.find("n-vms.yaml").expect("n"),
+        );
+        assert!(a < n, "{e}");
+    }
+}
