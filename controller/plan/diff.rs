@@ -58,7 +58,7 @@ pub(super) fn gib(mib: u64) -> String {
     }
 }
 
-fn in_maintenance(desired: &Desired, host: &str) -> bool {
+pub(super) fn in_maintenance(desired: &Desired, host: &str) -> bool {
     desired.hosts.get(host).is_some_and(|h| h.maintenance)
 }
 
@@ -82,7 +82,7 @@ pub(super) fn needed_switches<'a>(spec: Option<&'a VmSpec>, vm: &'a ObservedVm) 
 }
 
 /// Why `vm` cannot go from `from` to `to`, if it cannot (memory aside).
-fn unfit(
+pub(super) fn unfit(
     vm: &ObservedVm,
     spec: Option<&VmSpec>,
     from: &ObservedHost,
@@ -227,8 +227,11 @@ pub(super) fn targets(
         }
     }
 
-    // Maintenance: largest VMs first, into the first fallback with room,
-    // else the eligible host with the most room left.
+    // Maintenance: largest VMs first. A VM that declares `fallback` waits
+    // only on those hosts (the first that can take it, in order) and is
+    // blocked where it is when none can; without `fallback` the planner
+    // chooses: where it is if that is fine, else the eligible host with
+    // the most room left.
     evacuate.sort_by(|a, b| b.memory_mib.cmp(&a.memory_mib).then(a.name.cmp(&b.name)));
     for vm in evacuate {
         let spec = desired.vms.get(&vm.name);
@@ -246,18 +249,17 @@ pub(super) fn targets(
                 && room(h, load) >= need
                 && (h.name == vm.host || unfit(vm, spec, from, h, caps).is_none())
         };
+        let fallbacks = spec.map_or(&[][..], |s| s.fallback.as_slice());
         let mut choice: Option<&ObservedHost> = None;
-        if let Some(s) = spec {
-            choice = s
-                .fallback
+        if !fallbacks.is_empty() {
+            choice = fallbacks
                 .iter()
                 .filter_map(|f| observed.hosts.get(f))
                 .find(|h| eligible(h, &load));
-        }
-        if choice.is_none() && eligible(from, &load) {
+        } else if eligible(from, &load) {
             choice = Some(from);
         }
-        if choice.is_none() {
+        if choice.is_none() && fallbacks.is_empty() {
             choice = observed
                 .hosts
                 .values()
@@ -272,6 +274,17 @@ pub(super) fn targets(
             Some(h) => {
                 *load.entry(h.name.as_str()).or_default() += need;
                 goals.push((vm, h.name.clone(), Reason::Maintenance));
+            }
+            None if !fallbacks.is_empty() => {
+                let room_of = |h: &ObservedHost| room(h, &load);
+                t.blocked.push(Blocked {
+                    vm: vm.name.clone(),
+                    reason: super::fallback::none_fits(
+                        desired, observed, caps, vm, spec, need, &room_of,
+                    ),
+                });
+                // It stays where it is, holding its memory there.
+                *load.entry(vm.host.as_str()).or_default() += need;
             }
             None => {
                 let home = spec.map_or(vm.host.as_str(), |s| s.host.as_str());

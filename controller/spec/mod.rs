@@ -6,8 +6,10 @@
 //! downstream (providers, planner, executor) consumes the typed model only.
 
 mod cache;
+mod changes;
 mod diag;
 mod duration;
+mod escape;
 mod fast;
 #[cfg(test)]
 mod fast_agree;
@@ -23,8 +25,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use cache::SpecCache;
+pub use changes::{Counts, SpecChanges};
 pub use diag::{Diagnostic, Loc, Origin, Related, SourceFile, SpecError};
 pub use duration::{format_duration, human_seconds, parse_duration};
+pub use escape::{escape_controls, escape_controls_keep_lines, is_unsafe_char};
+pub(crate) use escape::{escape_snippet, map_offset};
 pub use load::{API_VERSION, KINDS, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
 pub use validate::{check_name, parse_address, parse_port, parse_protocol};
