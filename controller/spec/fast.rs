@@ -83,6 +83,12 @@ fn give_up<T>(why: &str) -> Result<T, GiveUp> {
 /// Reads one YAML document (the slice of a file that the pre-scan found)
 /// into `T`, or gives up; positions are relative to `text`.
 pub(crate) fn from_str<T: DeserializeOwned>(text: &str, budget: Budget) -> Result<T, GiveUp> {
+    // saphyr-parser lets some characters through that YAML forbids and
+    // serde-saphyr refuses (raw control characters in quoted scalars):
+    // such a document is the careful path's.
+    if !printable(text) {
+        return give_up("a character YAML does not allow");
+    }
     let mut de = De {
         parser: Parser::new_from_str(text),
         peeked: None,
@@ -110,6 +116,24 @@ pub(crate) fn from_str<T: DeserializeOwned>(text: &str, budget: Budget) -> Resul
         Event::StreamEnd => Ok(value),
         _ => give_up("more than one document"),
     }
+}
+
+/// Whether every character is one YAML allows in a stream (`c-printable`:
+/// tab, line feed, carriage return, the printable ASCII range, NEL and the
+/// printable rest of Unicode).
+fn printable(text: &str) -> bool {
+    if text
+        .bytes()
+        .all(|b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e))
+    {
+        return true;
+    }
+    text.chars().all(|c| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}')
+            || ('\u{a0}'..='\u{d7ff}').contains(&c)
+            || ('\u{e000}'..='\u{fffd}').contains(&c)
+            || c >= '\u{10000}'
+    })
 }
 
 struct De<'a> {
@@ -622,5 +646,9 @@ mod tests {
         }
         assert!(special_word("Yes") && special_word("~") && special_word(""));
         assert!(!special_word("hv01"));
+        assert!(printable("a\tb\r\n é \u{feff} \u{1f600}"));
+        for c in ['\u{0}', '\u{1b}', '\u{7f}', '\u{84}', '\u{9f}', '\u{fffe}'] {
+            assert!(!printable(&format!("x{c}")), "{c:?}");
+        }
     }
 }

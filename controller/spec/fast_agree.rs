@@ -216,6 +216,13 @@ const TRICKY: &[&str] = &[
     "--- ",
     "...",
     "%YAML 1.2",
+    "\"a\u{1b}b\"",
+    "'\u{7f}'",
+    "\u{85}x",
+    "\"\u{9f}\"",
+    "\"\\e[31m\"",
+    "x\r\ny",
+    "\u{feff}",
 ];
 
 fn mutated() -> impl Strategy<Value = String> {
