@@ -283,10 +283,13 @@ fn null_word(s: &str) -> bool {
 
 /// A plain decimal integer without sign tricks or leading zeros.
 fn decimal(s: &str) -> bool {
-    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s),
+    };
     !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits == "0" || !digits.starts_with('0'))
+        && (digits == "0" && !negative || !digits.starts_with('0'))
 }
 
 /// A plain decimal number: an integer, optionally with a fraction.
@@ -294,7 +297,9 @@ fn decimal_float(s: &str) -> bool {
     match s.split_once('.') {
         None => decimal(s),
         Some((int, frac)) => {
-            decimal(int) && !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit())
+            decimal(int.strip_prefix('-').unwrap_or(int))
+                && !frac.is_empty()
+                && frac.bytes().all(|b| b.is_ascii_digit())
         }
     }
 }
@@ -638,7 +643,7 @@ mod tests {
 
     #[test]
     fn numbers_in_other_notations_are_left_to_the_careful_path() {
-        for s in ["010", "+1", "0x10", "1_000", "1e3", ".5", "1.", "-"] {
+        for s in ["010", "+1", "0x10", "1_000", "1e3", ".5", "1.", "-", "-0"] {
             assert!(!decimal_float(s), "{s}");
         }
         for s in ["0", "-3", "42", "2.5", "-0.25"] {
