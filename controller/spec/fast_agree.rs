@@ -278,9 +278,7 @@ proptest! {
             "      host: ", "      memoryGiB: ", "  seed: ", "      maxMigrations: ",
             "      name: ", "      state: ",
         ][field];
-        let text = format!(
-            "apiVersion: berth/v1\nkind: Fleet\nspec:\n  vms:\n    - name: a\n      host: h\n      memoryGiB: 1\n  hosts:\n    - name: h\n      memoryGiB: 4\n"
-        );
+        let text = "apiVersion: berth/v1\nkind: Fleet\nspec:\n  vms:\n    - name: a\n      host: h\n      memoryGiB: 1\n  hosts:\n    - name: h\n      memoryGiB: 4\n".to_string();
         let text = match field {
             2 => text.replace("spec:\n", &format!("spec:\n{line}{value}\n")),
             3 => format!("{text}{line}{value}\n"),
