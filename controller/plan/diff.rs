@@ -95,6 +95,34 @@ pub(super) fn unfit(
     if !to.reachable {
         return Some(format!("host {} cannot be reached", to.name));
     }
+    if vm.clustered && to.cluster != from.cluster {
+        return Some(match &from.cluster {
+            Some(c) => format!(
+                "{} is clustered in {c}; {} is not a node of {c}",
+                vm.name, to.name
+            ),
+            None => format!(
+                "{} is clustered; {} is not a node of its cluster",
+                vm.name, to.name
+            ),
+        });
+    }
+    // A VM that is not clustered leaves its cluster only with its disks:
+    // those on a cluster shared volume are not reachable elsewhere.
+    if let Some(c) = from
+        .cluster
+        .as_ref()
+        .filter(|c| to.cluster.as_ref() != Some(*c))
+        && vm
+            .disks
+            .iter()
+            .any(|d| d.volume.is_none() && is_csv_path(&d.path))
+    {
+        return Some(format!(
+            "{}'s disks are on a cluster shared volume of {c}; {} is not a node of {c}",
+            vm.name, to.name
+        ));
+    }
     if vm.state.is_live() {
         if from.cpu_vendor != to.cpu_vendor {
             return Some(format!(
@@ -126,6 +154,12 @@ pub(super) fn unfit(
         }
     }
     None
+}
+
+/// A path on a cluster shared volume (`C:\ClusterStorage\...`).
+fn is_csv_path(path: &str) -> bool {
+    let p = path.trim().to_ascii_lowercase().replace('/', "\\");
+    p.len() > 2 && p.as_bytes()[1] == b':' && p[2..].starts_with("\\clusterstorage\\")
 }
 
 /// Computes goals, moves and adapter changes.
@@ -396,9 +430,21 @@ fn adapter_changes(spec: &VmSpec, vm: &ObservedVm, t: &mut Targets) {
 /// Rules to add and to remove so that `have` becomes exactly `want`.
 /// A rule whose identity exists with other fields is removed and re-added.
 pub fn acl_diff(want: &[Acl], have: &[Acl]) -> (Vec<AclChange>, Vec<AclChange>) {
+    // An idle timeout the spec leaves out (0) is Hyper-V's to choose: it is
+    // compared only when declared.
+    let same = |w: &Acl, h: &Acl| {
+        w == h
+            || (w.idle_session_timeout == 0
+                && w.stateful
+                && *w
+                    == Acl {
+                        idle_session_timeout: 0,
+                        ..h.clone()
+                    })
+    };
     let add = want
         .iter()
-        .filter(|w| !have.contains(w))
+        .filter(|w| !have.iter().any(|h| same(w, h)))
         .map(|w| AclChange {
             direction: w.direction,
             weight: w.weight,
@@ -407,7 +453,7 @@ pub fn acl_diff(want: &[Acl], have: &[Acl]) -> (Vec<AclChange>, Vec<AclChange>) 
         .collect();
     let remove = have
         .iter()
-        .filter(|h| !want.contains(h))
+        .filter(|h| !want.iter().any(|w| same(w, h)))
         .map(|h| AclChange {
             direction: h.direction,
             weight: h.weight,
