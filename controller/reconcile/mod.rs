@@ -24,8 +24,10 @@
 mod fingerprint;
 pub mod metrics;
 mod progress;
+pub mod revision;
 mod specs;
 pub mod status;
+mod status_window;
 pub mod watcher;
 
 use std::collections::BTreeMap;
@@ -255,6 +257,8 @@ struct Memo {
     observed: Observed,
     plan: plan::Plan,
     conditions: BTreeMap<String, VmStatus>,
+    /// Why moves wait for a move window, when they do.
+    window: Option<String>,
 }
 
 impl Live {
@@ -295,6 +299,7 @@ pub struct Reconciler {
     job_rx: Option<mpsc::UnboundedReceiver<JobResult>>,
     last_write: Option<Instant>,
     memo: Option<Memo>,
+    revisions: revision::Revisions,
 }
 
 impl Reconciler {
@@ -320,6 +325,7 @@ impl Reconciler {
             job_rx: Some(job_rx),
             last_write: None,
             memo: None,
+            revisions: revision::Revisions::default(),
         }
     }
 
@@ -512,6 +518,10 @@ impl Reconciler {
         let started = std::time::Instant::now();
         self.passes += 1;
         self.reload_spec();
+        let head = revision::head(&self.settings.dir);
+        if self.revisions.update(head, self.spec.error.is_none()) {
+            self.revisions.log();
+        }
         if trigger == Trigger::Resync {
             // Moves given up on for a passing cause (retries used up, a
             // backup longer than backupWait) get another chance; moves that
@@ -573,8 +583,10 @@ impl Reconciler {
             }
         };
         self.provider_up();
+        let closed = execute::window::closed(&desired, self.provider.as_ref(), &self.settings.exec);
+        let window = closed.as_ref().map(execute::window::waiting_reason);
         // The plan and the conditions are pure functions of the spec, the
-        // holds and the observation: when none of them changed since the
+        // holds, the observation and the move window: when none of them changed since the
         // last pass (a quiet resync), the last ones are reused.
         let holds = self
             .book
@@ -585,6 +597,7 @@ impl Reconciler {
             Some(m)
                 if Arc::ptr_eq(&m.desired, &desired)
                     && m.holds == holds
+                    && m.window == window
                     && m.observed.hosts == observed.hosts
                     && m.observed.vms == observed.vms =>
             {
@@ -602,6 +615,9 @@ impl Reconciler {
                         e.reason = Some(reason.clone());
                     }
                 }
+                if let Some(why) = &window {
+                    status_window::mark_waiting(&mut conditions, &plan, why);
+                }
                 self.live.touched.store(true, Ordering::SeqCst);
                 Memo {
                     desired: desired.clone(),
@@ -609,6 +625,7 @@ impl Reconciler {
                     observed,
                     plan,
                     conditions,
+                    window: window.clone(),
                 }
             }
         };
@@ -628,6 +645,16 @@ impl Reconciler {
             (
                 Outcome::Deferred { changes },
                 Action::Requeue(interval.min(IN_FLIGHT_POLL)),
+            )
+        } else if let Some(closed) = &closed
+            && plan::fixes_only(plan).actions.is_empty()
+        {
+            // Outside every move window with only moves to make: look
+            // again when the window opens (or at the next resync).
+            let opens = closed.wait(self.provider.now()).unwrap_or(interval);
+            (
+                Outcome::Deferred { changes },
+                Action::Requeue(interval.min(opens).max(Duration::from_secs(1))),
             )
         } else if !trigger.may_act() {
             let delay = self
@@ -811,6 +838,8 @@ impl Reconciler {
             s.updated_at = status::rfc3339(std::time::SystemTime::now());
             s.spec_error = self.spec.error.clone();
             s.provider_error = self.provider_error.clone();
+            s.revision = self.revisions.revision.clone();
+            s.attempted_revision = self.revisions.attempted.clone();
             let bytes = self
                 .settings
                 .status_file
@@ -819,6 +848,10 @@ impl Reconciler {
             (s.counts(), bytes)
         };
         self.metrics.set_vms(counts);
+        self.metrics.set_revisions(
+            self.revisions.revision.as_deref(),
+            self.revisions.attempted.as_deref(),
+        );
         if let (Some(path), Some(bytes)) = (&self.settings.status_file, bytes)
             && let Err(e) = status::write_bytes_atomic(path, &bytes)
         {

@@ -313,6 +313,8 @@ impl Inner {
 pub struct Sim {
     fleet_path: PathBuf,
     inner: Mutex<Inner>,
+    /// The instant the world's clock started at (`spec.startTime`).
+    start: jiff::Timestamp,
 }
 
 impl Sim {
@@ -382,6 +384,7 @@ impl Sim {
         Ok(Sim {
             fleet_path: fleet_path.to_path_buf(),
             inner: Mutex::new(inner),
+            start: fleet.start_time,
         })
     }
 
@@ -414,6 +417,7 @@ impl Sim {
                 memory_journal: Vec::new(),
                 last_save: std::time::Instant::now(),
             }),
+            start: fleet.start_time,
         })
     }
 
@@ -429,6 +433,7 @@ impl Sim {
                 memory_journal: Vec::new(),
                 last_save: std::time::Instant::now(),
             }),
+            start: fleet.start_time,
         }
     }
 
@@ -611,6 +616,11 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 impl Provider for Sim {
     fn describe(&self) -> String {
         format!("sim:{}", self.fleet_path.display())
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        let t = self.lock().sim_now();
+        crate::spec::window::after(self.start, world::seconds(t))
     }
 
     async fn observe(&self) -> Result<Observed, ProviderError> {
