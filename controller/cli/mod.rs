@@ -198,6 +198,15 @@ pub enum SimCommand {
         /// The Fleet file.
         fleet: PathBuf,
     },
+    /// Turn a snapshot written by `berth observe` into a Fleet document: a
+    /// simulated copy of the real fleet to try changes on.
+    Import {
+        /// The snapshot (`berth observe > SNAPSHOT`).
+        snapshot: PathBuf,
+        /// Write the Fleet here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -268,6 +277,9 @@ pub fn run(cli: Cli) -> u8 {
             diff,
             detailed_exitcode,
         ),
+        Command::Sim {
+            command: SimCommand::Import { snapshot, out },
+        } => sim_import(&snapshot, out.as_deref()),
         Command::Sim {
             command: SimCommand::Reset { fleet },
         } => match crate::provider::sim::reset(&fleet) {
@@ -418,6 +430,57 @@ fn observe(flag: Option<&str>, paths: &[PathBuf]) -> u8 {
             render::error(&message);
             EXIT_ERROR
         }
+    }
+}
+
+/// `berth sim import`: reads a snapshot, writes the Fleet of a simulated
+/// world that starts as it.
+fn sim_import(snapshot: &std::path::Path, out: Option<&std::path::Path>) -> u8 {
+    let snap = match spec::load(&[snapshot.to_path_buf()]) {
+        Ok(d) => d,
+        Err(e) => {
+            render::spec_error(&e);
+            return EXIT_ERROR;
+        }
+    };
+    let source = snapshot.display().to_string();
+    let observed = match crate::provider::snapshot::Snapshot::from_desired(&source, &snap) {
+        Ok(p) => p.into_observed(),
+        Err(message) => {
+            render::error(&message);
+            return EXIT_ERROR;
+        }
+    };
+    let doc = crate::provider::sim::import::fleet_document(&observed);
+    let text = match serde_saphyr::to_string(&doc) {
+        Ok(t) => {
+            format!("# A simulated copy of the fleet observed in {source} (berth sim import).\n{t}")
+        }
+        Err(e) => {
+            render::error(&format!("cannot write the Fleet: {e}"));
+            return EXIT_ERROR;
+        }
+    };
+    match out {
+        None => {
+            print!("{text}");
+            EXIT_OK
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => {
+                eprintln!(
+                    "wrote {} ({} hosts, {} VMs)",
+                    path.display(),
+                    observed.hosts.len(),
+                    observed.vms.len()
+                );
+                EXIT_OK
+            }
+            Err(e) => {
+                render::error(&format!("cannot write {}: {e}", path.display()));
+                EXIT_ERROR
+            }
+        },
     }
 }
 

@@ -111,6 +111,11 @@ impl Snapshot {
         })
     }
 
+    /// The observed fleet the snapshot holds.
+    pub fn into_observed(self) -> Observed {
+        self.observed
+    }
+
     fn refuse<T>(&self) -> Result<T, ProviderError> {
         Err(ProviderError::permanent(format!(
             "{} is a snapshot: it can be planned against, not changed",

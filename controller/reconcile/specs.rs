@@ -18,6 +18,8 @@ pub(super) struct SpecState {
     pub(super) desired: Option<Arc<Desired>>,
     /// Why the files on disk are not in force, while they are not.
     pub(super) error: Option<String>,
+    /// Parsed documents of the last read: only changed files are parsed.
+    pub(super) cache: spec::SpecCache,
 }
 
 /// What reading the files again found.
@@ -59,13 +61,15 @@ impl Reconciler {
             };
         }
         self.spec.fingerprint = Some(fp);
-        let loaded = if std::fs::metadata(dir)
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-        {
-            Err(format!("the directory {} does not exist", dir.display()))
-        } else {
-            spec::load(std::slice::from_ref(dir)).map_err(|e| e.to_string().trim_end().to_string())
-        };
+        let loaded =
+            if std::fs::metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+                Err(format!("the directory {} does not exist", dir.display()))
+            } else {
+                self.spec
+                    .cache
+                    .load(std::slice::from_ref(dir))
+                    .map_err(|e| e.to_string().trim_end().to_string())
+            };
         let loaded = loaded.and_then(|d| {
                 if d.placement_documents == 0 {
                     Err(format!(

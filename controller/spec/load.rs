@@ -18,8 +18,9 @@ pub const API_VERSION: &str = "berth/v1";
 /// The supported kinds.
 pub const KINDS: [&str; 3] = ["Placement", "Controller", "Fleet"];
 
-/// Largest file berth reads as a document (bytes).
-pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest file berth reads as a document (bytes): room for a Fleet or
+/// Placement of well over 100,000 VMs in one file.
+pub const MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
 /// Largest total size of all files of one load (bytes).
 pub const MAX_TOTAL_BYTES: u64 = 512 * 1024 * 1024;
 /// Most files one load reads.
@@ -285,19 +286,34 @@ fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// The parser options: strict where YAML is surprising, budgets on.
-fn options() -> serde_saphyr::Options {
+/// Deepest nesting of mappings and lists in a document.
+pub(crate) const MAX_DEPTH_NODES: usize = 48;
+
+/// The parser's event budget for a document of `bytes` bytes: one event a
+/// byte, and never less than 4 million. Without aliases a document cannot
+/// produce more events than that (every node takes at least a byte or two
+/// of text), so only alias amplification and pathological compact input hit
+/// it; the file size limit bounds it.
+pub(crate) fn scaled_events(bytes: usize) -> usize {
+    bytes.max(4_000_000)
+}
+
+/// The parser options for a document of `bytes` bytes: strict where YAML
+/// is surprising, budgets on. Counts scale with the document's size (a
+/// 100,000-VM Fleet has millions of nodes), bounded by the file size limit;
+/// aliases and anchors stay fixed, small caps.
+fn options(bytes: usize) -> serde_saphyr::Options {
     serde_saphyr::options! {
         with_snippet: false,
         strict_booleans: true,
         budget: serde_saphyr::budget! {
-            max_events: 4_000_000,
+            max_events: scaled_events(bytes),
             max_aliases: 1_000,
             max_anchors: 1_000,
-            max_depth: 48,
+            max_depth: MAX_DEPTH_NODES,
             max_documents: 1_024,
-            max_nodes: 2_000_000,
-            max_total_scalar_bytes: 16 * 1024 * 1024,
+            max_nodes: (bytes / 2).max(2_000_000),
+            max_total_scalar_bytes: bytes.max(16 * 1024 * 1024),
             max_merge_keys: 1_000,
             max_recorded_anchor_events: 100_000,
             max_recorded_anchor_bytes: 4 * 1024 * 1024,
@@ -456,7 +472,7 @@ fn parse_careful(file: &Arc<SourceFile>, sink: &mut Sink) -> Vec<ParsedDoc> {
         byte_offset: 0,
     };
     let headers: Vec<Sp<Header>> =
-        match serde_saphyr::from_multiple_with_options(&file.text, options()) {
+        match serde_saphyr::from_multiple_with_options(&file.text, options(file.text.len())) {
             Ok(h) => h,
             Err(e) => {
                 sink.push(yaml_error(&whole, &e));
@@ -569,13 +585,20 @@ fn parse_as<T: DeserializeOwned>(
     kind: &str,
     sink: &mut Sink,
 ) -> Option<T> {
-    match serde_saphyr::from_str_with_options::<T>(text, options()) {
+    // Well-formed documents take the fast path; anything it does not read
+    // exactly as the careful path would, it leaves to the careful path.
+    if fast_path_on()
+        && let Ok(v) = super::fast::from_str::<T>(text, super::fast::Budget::for_bytes(text.len()))
+    {
+        return Some(v);
+    }
+    match serde_saphyr::from_str_with_options::<T>(text, options(text.len())) {
         Ok(v) => Some(v),
         Err(e) => {
             // serde stops at the first problem; look for all of them.
             let first = yaml_error(ctx, &e);
             let before = sink.len();
-            let found = super::structure::check(ctx, text, kind, options(), sink);
+            let found = super::structure::check(ctx, text, kind, options(text.len()), sink);
             // A diagnostic at the parser's line, or one that points at it
             // (a mis-indented field names the entry that lacks it).
             let line = first.origin.loc.line;
@@ -592,6 +615,22 @@ fn parse_as<T: DeserializeOwned>(
             None
         }
     }
+}
+
+#[cfg(not(test))]
+fn fast_path_on() -> bool {
+    true
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests compare the fast path against the careful path alone.
+    pub(crate) static CAREFUL_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn fast_path_on() -> bool {
+    !CAREFUL_ONLY.with(std::cell::Cell::get)
 }
 
 fn line_starts(text: &str) -> Vec<usize> {

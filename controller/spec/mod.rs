@@ -5,10 +5,14 @@
 //! and it owns the JSON Schemas of the three document kinds. Everything
 //! downstream (providers, planner, executor) consumes the typed model only.
 
+mod cache;
 mod changes;
 mod diag;
 mod duration;
 mod escape;
+mod fast;
+#[cfg(test)]
+mod fast_agree;
 mod load;
 pub mod model;
 pub mod raw;
@@ -17,8 +21,12 @@ mod structure;
 mod validate;
 pub mod window;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use cache::SpecCache;
 pub use changes::{Counts, SpecChanges};
 pub use diag::{Diagnostic, Loc, Origin, Related, SourceFile, SpecError};
 pub use duration::{format_duration, human_seconds, parse_duration};
@@ -37,38 +45,71 @@ use diag::Sink;
 /// A directory means every `*.yaml` / `*.yml` file below it (hidden entries
 /// skipped) in sorted order. All problems are reported together.
 pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
+    load_with(paths, None).0
+}
+
+/// [`load`], reusing the parsed documents of files in `prior` whose text is
+/// unchanged. With `prior`, returns the files to keep for the next load
+/// (those that parsed without a problem; without it, none are kept) and how
+/// many came from `prior`.
+pub(crate) fn load_with(
+    paths: &[PathBuf],
+    prior: Option<HashMap<PathBuf, cache::Cached>>,
+) -> (
+    Result<Desired, SpecError>,
+    HashMap<PathBuf, cache::Cached>,
+    usize,
+) {
     let mut sink = Sink::default();
     let files = load::discover(paths, &mut sink);
+    let keep = prior.is_some();
+    let mut prior = prior.unwrap_or_default();
+    let slots: Vec<Mutex<Option<cache::Cached>>> =
+        files.iter().map(|p| Mutex::new(prior.remove(p))).collect();
+    drop(prior);
+    let mut kept = HashMap::new();
+    let hits = AtomicUsize::new(0);
     let mut validator = validate::Validator::default();
     let mut documents = 0usize;
     // Files are read and parsed on every core; validation takes them in
     // file order as they arrive, so each file's raw documents are dropped
-    // once checked and every message comes out in a stable order.
+    // once checked (or kept for the next load) and every message comes out
+    // in a stable order.
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let total_bytes = std::sync::Mutex::new(0u64);
+    let next = AtomicUsize::new(0);
+    let total_bytes = Mutex::new(0u64);
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel();
         for _ in 0..workers {
             let tx = tx.clone();
-            let (files, next, total_bytes) = (&files, &next, &total_bytes);
+            let (files, next, total_bytes, slots, hits) =
+                (&files, &next, &total_bytes, &slots, &hits);
             scope.spawn(move || {
                 loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(path) = files.get(i) else { break };
                     let mut file_sink = Sink::default();
-                    let docs = {
-                        // The byte budget is shared: count under the lock.
-                        let file = match total_bytes.lock() {
-                            Ok(mut t) => load::read_file(path, i, &mut t, &mut file_sink),
-                            Err(_) => None,
-                        };
-                        file.map(|f| load::parse_file(&f, &mut file_sink))
-                            .unwrap_or_default()
+                    // The byte budget is shared: count under the lock.
+                    let file = match total_bytes.lock() {
+                        Ok(mut t) => load::read_file(path, i, &mut t, &mut file_sink),
+                        Err(_) => None,
                     };
-                    if tx.send((i, docs, file_sink)).is_err() {
+                    let cached = slots
+                        .get(i)
+                        .and_then(|s| s.lock().ok().and_then(|mut s| s.take()));
+                    let parsed = file.map(|f| match cached.and_then(|c| c.reuse(&f.text, i)) {
+                        Some((f, docs)) => {
+                            hits.fetch_add(1, Ordering::Relaxed);
+                            (f, docs)
+                        }
+                        None => {
+                            let docs = load::parse_file(&f, &mut file_sink);
+                            (f, docs)
+                        }
+                    });
+                    if tx.send((i, parsed, file_sink)).is_err() {
                         break;
                     }
                 }
@@ -77,14 +118,20 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
         drop(tx);
         let mut pending = std::collections::BTreeMap::new();
         let mut want = 0usize;
-        for (i, docs, file_sink) in rx {
-            pending.insert(i, (docs, file_sink));
-            while let Some((docs, file_sink)) = pending.remove(&want) {
+        for (i, parsed, file_sink) in rx {
+            pending.insert(i, (parsed, file_sink));
+            while let Some((parsed, file_sink)) = pending.remove(&want) {
+                let clean = file_sink.is_empty();
                 sink.append(file_sink);
-                for doc in &docs {
-                    validator.document(doc, &mut sink);
+                if let Some((file, docs)) = parsed {
+                    for doc in &docs {
+                        validator.document(doc, &mut sink);
+                    }
+                    documents += docs.len();
+                    if keep && clean {
+                        kept.insert(file.path.clone(), cache::Cached { file, docs });
+                    }
                 }
-                documents += docs.len();
                 want += 1;
             }
         }
@@ -103,7 +150,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
         );
     }
     let desired = validator.finish(&mut sink);
-    sink.finish(desired)
+    (sink.finish(desired), kept, hits.into_inner())
 }
 
 /// Loads the one Fleet document of a simulator world file.

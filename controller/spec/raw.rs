@@ -10,6 +10,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
+use std::marker::PhantomData;
+
+use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::diag::Loc;
@@ -35,6 +38,23 @@ impl<T> Sp<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // The fast path answers this name with (position, value); every
+        // other deserializer treats it as a plain newtype.
+        d.deserialize_newtype_struct(super::fast::SP_NAME, SpVisitor(PhantomData))
+    }
+}
+
+struct SpVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for SpVisitor<T> {
+    type Value = Sp<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a value")
+    }
+
+    /// serde-saphyr (and any other deserializer): its own spans.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Sp<T>, D::Error> {
         let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
         let at = s.referenced;
         let span = at.span();
@@ -52,6 +72,22 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
                     .and_then(|l| usize::try_from(l).ok())
                     .unwrap_or(1)
                     .max(1),
+            },
+        })
+    }
+
+    /// The fast path: `[line, column, offset, len]`, then the value.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Sp<T>, A::Error> {
+        let missing = || serde::de::Error::custom("a position and a value");
+        let [line, column, offset, len]: [u64; 4] = s.next_element()?.ok_or_else(missing)?;
+        let value = s.next_element()?.ok_or_else(missing)?;
+        Ok(Sp {
+            value,
+            loc: Loc {
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                column: u32::try_from(column).unwrap_or(u32::MAX),
+                offset: usize::try_from(offset).unwrap_or(0),
+                len: usize::try_from(len).unwrap_or(1).max(1),
             },
         })
     }

@@ -17,6 +17,7 @@
 //! are dropped, and lines the state knows but the journal lacks are
 //! restored from the tail.
 
+pub mod import;
 pub mod journal;
 pub mod world;
 
