@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod backend;
+pub mod plan_html;
 pub mod plan_output;
 pub mod render;
 pub mod watch;
@@ -142,6 +143,9 @@ pub enum PlanFormat {
     Json,
     /// For pull-request comments.
     Markdown,
+    /// One self-contained HTML file: the actions, the diff and a timeline
+    /// of the expected schedule (for CI artifacts).
+    Html,
 }
 
 /// Subcommands of `berth sim`.
@@ -199,7 +203,7 @@ pub fn run(cli: Cli) -> u8 {
             max_moves,
             output,
         } => {
-            if output == PlanFormat::Markdown {
+            if matches!(output, PlanFormat::Markdown | PlanFormat::Html) {
                 render::error("apply writes `text` or `json`");
                 return EXIT_ERROR;
             }
@@ -301,6 +305,7 @@ fn plan_command(
     let text = match output {
         PlanFormat::Json => plan_output::json(&plan, diff.as_deref()) + "\n",
         PlanFormat::Markdown => plan_output::markdown(&plan, diff.as_deref()),
+        PlanFormat::Html => plan_html::html(&desired, &observed, &plan),
         PlanFormat::Text => {
             use std::io::IsTerminal;
             let style = plan_output::Style::new(std::io::stdout().is_terminal());

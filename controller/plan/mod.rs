@@ -9,6 +9,7 @@
 mod diff;
 mod order;
 pub mod schedule;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 

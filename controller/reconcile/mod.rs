@@ -21,9 +21,11 @@
 //! spec. Shutdown does the same, bounded by a timeout, and writes the final
 //! status.
 
+pub mod fleet_view;
 pub mod metrics;
 pub mod status;
 pub mod watcher;
+pub mod web;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -532,6 +534,7 @@ impl Reconciler {
             }
             Some(desired) => self.observe_and_decide(desired, trigger).await,
         };
+        self.live.lock().fleet.pass_ended();
         let counts = self.write_status();
         let elapsed = started.elapsed();
         self.metrics.pass(elapsed.as_secs_f64());
@@ -675,6 +678,7 @@ impl Reconciler {
             live.vms = memo.conditions.clone();
         }
         live.suspended = suspended;
+        live.fleet.observe(&desired, &memo.observed);
         drop(live);
         // A refusal's reasons are not the memo's: write the memo's next time.
         self.live.touched.store(refused, Ordering::SeqCst);
@@ -872,14 +876,14 @@ impl Reconciler {
             s.updated_at = status::rfc3339(std::time::SystemTime::now());
             s.spec_error = self.spec.error.clone();
             s.provider_error = self.provider_error.clone();
-            let bytes = self
-                .settings
-                .status_file
-                .as_ref()
-                .map(|_| status::to_bytes(&s));
+            let bytes = (self.settings.status_file.is_some() || self.metrics.serves_status())
+                .then(|| status::to_bytes(&s));
             (s.counts(), bytes)
         };
         self.metrics.set_vms(counts);
+        if let Some(bytes) = &bytes {
+            self.metrics.publish_status(bytes);
+        }
         if let (Some(path), Some(bytes)) = (&self.settings.status_file, bytes)
             && let Err(e) = status::write_bytes_atomic(path, &bytes)
         {
@@ -1111,6 +1115,7 @@ impl Observer for JobObserver {
         log_event(event);
         {
             let mut s = self.live.lock();
+            s.fleet.event(event);
             let mut left = self.moves_left.lock().unwrap_or_else(|e| e.into_inner());
             match event {
                 Event::Planned { plan, .. } => {

@@ -88,6 +88,9 @@ pub struct Status {
     pub suspended: bool,
     /// Each VM by name.
     pub vms: BTreeMap<String, VmStatus>,
+    /// Hosts, moves in flight, last pass: optional additions for the fleet page.
+    #[serde(flatten)]
+    pub fleet: super::fleet_view::FleetView,
 }
 
 impl Default for Status {
@@ -99,6 +102,7 @@ impl Default for Status {
             provider_error: None,
             suspended: false,
             vms: BTreeMap::new(),
+            fleet: Default::default(),
         }
     }
 }

@@ -1,0 +1,269 @@
+//! What the fleet page shows beyond each VM's condition.
+//!
+//! The status file's contract fields say how each VM stands; a person
+//! looking at a drain also wants each host's capacity and use, the moves in
+//! flight with when they started and when they should end, and when the
+//! loop last looked. [`FleetView`] holds exactly that, as optional fields
+//! the status document gains (`lastPassAt`, `hosts`, `moves`; the contract
+//! allows additions). It is refreshed from each observation and kept
+//! current between passes from the executor's events, so the page moves
+//! while a long job runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::execute::Event;
+use crate::plan::Caps;
+use crate::provider::{MoveKind, Observed};
+use crate::spec::Desired;
+
+use super::status::rfc3339;
+
+/// Hosts, moves in flight and the time of the last pass.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetView {
+    /// When the last pass ended, RFC 3339 UTC (`updatedAt` also moves with
+    /// every executor event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pass_at: Option<String>,
+    /// Each observed host by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, HostView>,
+    /// Migrations running now, by VM name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<MoveView>,
+    /// Memory of each running VM at the last observation, MiB (for the
+    /// memory a live move takes on its destination).
+    #[serde(skip)]
+    vm_memory: HashMap<String, u64>,
+}
+
+impl PartialEq for FleetView {
+    fn eq(&self, other: &Self) -> bool {
+        // What the file holds; the memory index is derived.
+        self.last_pass_at == other.last_pass_at
+            && self.hosts == other.hosts
+            && self.moves == other.moves
+    }
+}
+
+/// One host: capacity, use and migration slots.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostView {
+    /// Memory for VMs, MiB.
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: u64,
+    /// Memory held by running VMs and by live migrations coming in, MiB.
+    #[serde(rename = "memoryUsedMiB")]
+    pub memory_used_mib: u64,
+    /// Live migrations allowed at once (in + out): the least of the
+    /// policy's, the declared and the host's own limit.
+    pub migration_slots: u32,
+    /// Live migrations in or out of it now.
+    pub migrations_in_use: u32,
+    /// Whether the host answered the last observation.
+    pub reachable: bool,
+    /// The spec puts it in maintenance.
+    #[serde(default)]
+    pub maintenance: bool,
+    /// Volumes where VM files live, when the provider reports them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeView>,
+}
+
+/// One volume of a host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeView {
+    /// Path as the host names it.
+    pub path: String,
+    /// Free space, MiB.
+    #[serde(rename = "freeMiB")]
+    pub free_mib: u64,
+    /// Space the disks of the VMs on it take, MiB.
+    #[serde(rename = "vmMiB")]
+    pub vm_mib: u64,
+}
+
+/// A migration in flight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoveView {
+    /// VM.
+    pub vm: String,
+    /// Source.
+    pub from: String,
+    /// Destination.
+    pub to: String,
+    /// `live` or `offline`.
+    pub method: MoveKind,
+    /// Attempt number for this VM (0: started by someone else).
+    pub attempt: u32,
+    /// Memory it takes on the destination while it moves, MiB (0 offline).
+    #[serde(rename = "memoryMiB")]
+    pub memory_mib: u64,
+    /// When berth requested it, or, for a move started elsewhere, when
+    /// berth first saw it; RFC 3339 UTC.
+    pub started_at: String,
+    /// Expected duration, seconds; `null` for a move started elsewhere.
+    pub estimated_seconds: Option<f64>,
+    /// `startedAt` plus the estimate; `null` when there is no estimate.
+    pub expected_end: Option<String>,
+    /// Started by an earlier run or another tool: berth waits for it.
+    #[serde(default)]
+    pub started_elsewhere: bool,
+}
+
+impl FleetView {
+    /// Refreshes hosts and moves from an observation.
+    pub fn observe(&mut self, desired: &Desired, observed: &Observed) {
+        let caps = Caps::new(desired, observed);
+        let used = observed.memory_used();
+        self.vm_memory = observed
+            .vms
+            .values()
+            .filter(|v| v.state.is_live())
+            .map(|v| (v.name.clone(), v.memory_mib))
+            .collect();
+        self.hosts = observed
+            .hosts
+            .values()
+            .map(|h| {
+                let view = HostView {
+                    memory_mib: h.memory_mib,
+                    memory_used_mib: used.get(h.name.as_str()).copied().unwrap_or(0),
+                    migration_slots: caps.host(&h.name),
+                    migrations_in_use: 0,
+                    reachable: h.reachable,
+                    maintenance: desired.hosts.get(&h.name).is_some_and(|d| d.maintenance),
+                    volumes: Vec::new(),
+                };
+                (h.name.clone(), view)
+            })
+            .collect();
+        // Moves berth follows stay while the fleet still shows them; moves
+        // it does not know of are someone else's.
+        self.moves.retain(|m| {
+            observed
+                .vms
+                .get(&m.vm)
+                .is_some_and(|v| v.migrating_to.as_deref() == Some(m.to.as_str()))
+        });
+        let now = rfc3339(SystemTime::now());
+        for vm in observed.vms.values() {
+            let Some(to) = &vm.migrating_to else {
+                continue;
+            };
+            if self.moves.iter().any(|m| m.vm == vm.name) {
+                continue;
+            }
+            let method = MoveKind::for_state(vm.state);
+            self.moves.push(MoveView {
+                vm: vm.name.clone(),
+                from: vm.host.clone(),
+                to: to.clone(),
+                method,
+                attempt: 0,
+                memory_mib: if method == MoveKind::Live {
+                    vm.memory_mib
+                } else {
+                    0
+                },
+                started_at: now.clone(),
+                estimated_seconds: None,
+                expected_end: None,
+                started_elsewhere: true,
+            });
+        }
+        self.moves.sort_by(|a, b| a.vm.cmp(&b.vm));
+        self.recount();
+    }
+
+    /// Follows the executor between passes.
+    pub fn event(&mut self, event: &Event) {
+        match event {
+            Event::MoveStarted {
+                vm,
+                from,
+                to,
+                kind,
+                attempt,
+                estimate,
+            } => {
+                self.finish(vm, None);
+                let now = SystemTime::now();
+                let memory_mib = match kind {
+                    MoveKind::Live => self.vm_memory.get(vm).copied().unwrap_or(0),
+                    MoveKind::Offline => 0,
+                };
+                if let Some(h) = self.hosts.get_mut(to) {
+                    h.memory_used_mib += memory_mib;
+                }
+                let end = Duration::try_from_secs_f64(*estimate)
+                    .ok()
+                    .and_then(|d| now.checked_add(d));
+                let view = MoveView {
+                    vm: vm.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    method: *kind,
+                    attempt: *attempt,
+                    memory_mib,
+                    started_at: rfc3339(now),
+                    estimated_seconds: Some(*estimate),
+                    expected_end: end.map(rfc3339),
+                    started_elsewhere: false,
+                };
+                let at = self.moves.partition_point(|m| m.vm < view.vm);
+                self.moves.insert(at, view);
+                self.recount();
+            }
+            Event::MoveFinished { vm, error, .. } => {
+                self.finish(vm, Some(error.is_none()));
+                self.recount();
+            }
+            _ => {}
+        }
+    }
+
+    /// Takes a VM's move out of the list; its memory leaves the source
+    /// (`Some(true)`: it arrived) or the destination (it failed, or it is
+    /// replaced by a new attempt).
+    fn finish(&mut self, vm: &str, arrived: Option<bool>) {
+        let Some(i) = self.moves.iter().position(|m| m.vm == vm) else {
+            return;
+        };
+        let m = self.moves.remove(i);
+        let host = if arrived == Some(true) {
+            &m.from
+        } else {
+            &m.to
+        };
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.memory_used_mib = h.memory_used_mib.saturating_sub(m.memory_mib);
+        }
+    }
+
+    /// Live migrations per host from the moves in flight.
+    fn recount(&mut self) {
+        for h in self.hosts.values_mut() {
+            h.migrations_in_use = 0;
+        }
+        for m in self.moves.iter().filter(|m| m.method == MoveKind::Live) {
+            for name in [&m.from, &m.to] {
+                if let Some(h) = self.hosts.get_mut(name) {
+                    h.migrations_in_use += 1;
+                }
+            }
+        }
+    }
+
+    /// Records that a pass ended now.
+    pub fn pass_ended(&mut self) {
+        self.last_pass_at = Some(rfc3339(SystemTime::now()));
+    }
+}
