@@ -21,13 +21,13 @@ use super::plan_output;
 const STYLE: &str = include_str!("plan_html.css");
 
 /// Width of the host labels, px.
-const LABEL_W: f64 = 170.0;
+const LABEL_W: f64 = 200.0;
 /// Width of the time axis, px.
 const CHART_W: f64 = 900.0;
 /// Height of one bar lane, px.
 const LANE_H: f64 = 18.0;
 /// Height of a host's memory strip, px.
-const MEM_H: f64 = 22.0;
+const MEM_H: f64 = 26.0;
 /// Height of the time axis, px.
 const AXIS_H: f64 = 24.0;
 
@@ -402,7 +402,7 @@ fn memory_strip(
     .ok();
     writeln!(
         out,
-        "<text class=\"sub\" x=\"8\" y=\"{:.1}\">memory {}% → {}% (peak {}%)</text>",
+        "<text class=\"sub\" x=\"8\" y=\"{:.1}\">memory {}% → {}%, peak {}%</text>",
         top + h - 3.0,
         pct(first),
         pct(last),

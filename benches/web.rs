@@ -1,0 +1,213 @@
+//! The fleet page: how heavy it is, and how fast a big fleet renders.
+//!
+//! 1. Page weight: the bytes of `/`, `/fleet.js` and `/fleet.css` as the
+//!    server sends them (everything the page loads besides its data).
+//!    Target: under 200 KB.
+//! 2. Render time for 1,000 hosts and 20,000 VMs: a status document of that
+//!    size (1 % blocked, 2 % waiting, 200 moves in flight, 3 % pending, the
+//!    rest in sync, every host with memory and slots) is served by the real
+//!    server code on a loopback port; headless Chromium loads the page, and
+//!    the page's own measure (`data-render-ms` on `<body>`: building the
+//!    DOM plus style and layout, taken with `performance.now()`) is read
+//!    back from the DOM. Target: under 1 s. Also reported: the same with a
+//!    condition filter, and the wall time of the whole browser run
+//!    (browser start, fetch, parse, render).
+//!
+//! Run with `cargo bench --bench web` (needs Chromium, as the browser
+//! tests do). WEB_BENCH_VMS (default 20000), WEB_BENCH_HOSTS (default 1000)
+//! and WEB_BENCH_RUNS (default 5) resize it.
+
+#[path = "../tests/common/browser.rs"]
+mod browser;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use berth::provider::MoveKind;
+use berth::reconcile::fleet_view::{FleetView, HostView, MoveView};
+use berth::reconcile::{Condition, Metrics, Status, VmStatus, metrics, status, web};
+
+const TARGET_PAGE_BYTES: usize = 200 * 1024;
+const TARGET_RENDER_MS: f64 = 1000.0;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let vms = env("WEB_BENCH_VMS", 20_000);
+    let hosts = env("WEB_BENCH_HOSTS", 1_000).max(2);
+    let runs = env("WEB_BENCH_RUNS", 5).max(1);
+
+    // 1. Page weight.
+    let m = Metrics::default();
+    let mut total = 0;
+    let mut parts = Vec::new();
+    for path in ["/", "/fleet.js", "/fleet.css"] {
+        let r = web::route(path, b"", &m, false).expect("a page route");
+        total += r.body.len();
+        parts.push(format!("{path} {} B", r.body.len()));
+    }
+    println!(
+        "page weight: {total} bytes ({}); target under {} bytes: {}",
+        parts.join(", "),
+        TARGET_PAGE_BYTES,
+        if total < TARGET_PAGE_BYTES {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+
+    // 2. Render time.
+    if let Err(m) = browser::chromium() {
+        eprintln!("{m}");
+        std::process::exit(1);
+    }
+    let doc = synthetic(hosts, vms);
+    let bytes = status::to_bytes(&doc);
+    println!(
+        "status.json for {hosts} hosts / {vms} VMs / {} moves: {} bytes",
+        doc.fleet.moves.len(),
+        bytes.len()
+    );
+    let metrics = Arc::new(Metrics::default());
+    metrics.enable_status_page();
+    metrics.publish_status(&bytes);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(metrics::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("address");
+    rt.spawn(metrics::serve(listener, metrics.clone()));
+
+    for (label, fragment) in [("all VMs", ""), ("filter c=Blocked", "#c=Blocked")] {
+        let mut render = Vec::new();
+        let mut wall = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let dom = browser::dump_dom(&format!("http://{addr}/{fragment}"), 10_000);
+            wall.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert!(
+                dom.contains("data-state=\"ready\""),
+                "the page did not render"
+            );
+            if fragment.is_empty() {
+                let shown = dom.matches("data-vm=\"").count();
+                assert!(shown >= vms, "only {shown} VM elements for {vms} VMs");
+            }
+            let ms: f64 = browser::between(&dom, "data-render-ms=\"", "\"")
+                .and_then(|s| s["data-render-ms=\"".len()..s.len() - 1].parse().ok())
+                .expect("data-render-ms on <body>");
+            render.push(ms);
+        }
+        render.sort_by(f64::total_cmp);
+        wall.sort_by(f64::total_cmp);
+        let median = render[render.len() / 2];
+        println!(
+            "render, {label}: median {median:.0} ms (min {:.0}, max {:.0}, {runs} runs); \
+             whole browser run median {:.0} ms; target under {TARGET_RENDER_MS} ms: {}",
+            render[0],
+            render[render.len() - 1],
+            wall[wall.len() / 2],
+            if median < TARGET_RENDER_MS {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    }
+}
+
+/// A status document for `hosts` hosts and `vms` VMs, every condition
+/// represented, as a long drain would look.
+fn synthetic(hosts: usize, vms: usize) -> Status {
+    let host = |i: usize| format!("hv{i:04}");
+    let mut doc = Status {
+        updated_at: status::rfc3339(std::time::SystemTime::now()),
+        ..Status::default()
+    };
+    let mut fleet = FleetView::default();
+    let now = std::time::SystemTime::now();
+    for i in 0..vms {
+        let name = format!("vm-{i:05}");
+        let h = host(i % hosts);
+        let (condition, reason) = match i % 100 {
+            0 => (
+                Condition::Blocked,
+                Some(format!(
+                    "{name} needs 96 GiB, more than {} has free (64 GiB)",
+                    host((i + 1) % hosts)
+                )),
+            ),
+            1 | 2 => (
+                Condition::Waiting,
+                Some(format!(
+                    "waiting for a live-migration slot on {}",
+                    host((i + 1) % hosts)
+                )),
+            ),
+            3 if fleet.moves.len() < 200 => {
+                let to = host((i + 7) % hosts);
+                fleet.moves.push(MoveView {
+                    vm: name.clone(),
+                    from: h.clone(),
+                    to: to.clone(),
+                    method: MoveKind::Live,
+                    attempt: 1,
+                    memory_mib: 16_384,
+                    started_at: status::rfc3339(now - std::time::Duration::from_secs(60)),
+                    estimated_seconds: Some(300.0),
+                    expected_end: Some(status::rfc3339(now + std::time::Duration::from_secs(240))),
+                    started_elsewhere: false,
+                });
+                (Condition::Moving, Some(format!("moving to {to}")))
+            }
+            4..=6 => (
+                Condition::Pending,
+                Some(format!("move to {} (placement)", host((i + 3) % hosts))),
+            ),
+            7 => (Condition::Unmanaged, None),
+            _ => (Condition::InSync, None),
+        };
+        doc.vms.insert(
+            name,
+            VmStatus {
+                condition,
+                host: Some(h),
+                reason,
+            },
+        );
+    }
+    let mut busy: BTreeMap<String, u32> = BTreeMap::new();
+    for m in &fleet.moves {
+        *busy.entry(m.from.clone()).or_default() += 1;
+        *busy.entry(m.to.clone()).or_default() += 1;
+    }
+    for i in 0..hosts {
+        let name = host(i);
+        fleet.hosts.insert(
+            name.clone(),
+            HostView {
+                memory_mib: 512 * 1024,
+                memory_used_mib: ((i * 37) % 480 + 16) as u64 * 1024,
+                migration_slots: 2,
+                migrations_in_use: busy.get(&name).copied().unwrap_or(0),
+                reachable: i % 250 != 17,
+                maintenance: i % 100 == 5,
+                volumes: Vec::new(),
+            },
+        );
+    }
+    fleet.pass_ended();
+    doc.fleet = fleet;
+    doc
+}
