@@ -267,3 +267,115 @@ impl FleetView {
         self.last_pass_at = Some(rfc3339(SystemTime::now()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(memory_used_mib: u64) -> HostView {
+        HostView {
+            memory_mib: 65_536,
+            memory_used_mib,
+            migration_slots: 2,
+            migrations_in_use: 0,
+            reachable: true,
+            maintenance: false,
+            volumes: Vec::new(),
+        }
+    }
+
+    fn started(vm: &str, kind: MoveKind, attempt: u32) -> Event {
+        Event::MoveStarted {
+            vm: vm.into(),
+            from: "hv01".into(),
+            to: "hv02".into(),
+            kind,
+            attempt,
+            estimate: 90.0,
+        }
+    }
+
+    fn finished(vm: &str, error: Option<&str>) -> Event {
+        Event::MoveFinished {
+            vm: vm.into(),
+            from: "hv01".into(),
+            to: "hv02".into(),
+            error: error.map(str::to_string),
+        }
+    }
+
+    fn view() -> FleetView {
+        let mut v = FleetView::default();
+        v.hosts.insert("hv01".into(), host(8192));
+        v.hosts.insert("hv02".into(), host(0));
+        v.vm_memory.insert("web-01".into(), 4096);
+        v.vm_memory.insert("db-01".into(), 2048);
+        v
+    }
+
+    #[test]
+    fn a_live_move_takes_memory_and_slots_until_it_arrives() {
+        let mut v = view();
+        v.event(&started("web-01", MoveKind::Live, 1));
+        assert_eq!(v.moves.len(), 1);
+        let m = &v.moves[0];
+        assert_eq!((m.memory_mib, m.attempt), (4096, 1));
+        assert_eq!(m.estimated_seconds, Some(90.0));
+        assert!(m.expected_end.as_deref() >= Some(m.started_at.as_str()));
+        assert_eq!(v.hosts["hv02"].memory_used_mib, 4096);
+        assert_eq!(v.hosts["hv01"].migrations_in_use, 1);
+        assert_eq!(v.hosts["hv02"].migrations_in_use, 1);
+        v.event(&finished("web-01", None));
+        assert!(v.moves.is_empty());
+        assert_eq!(v.hosts["hv01"].memory_used_mib, 4096);
+        assert_eq!(v.hosts["hv02"].memory_used_mib, 4096);
+        assert_eq!(v.hosts["hv01"].migrations_in_use, 0);
+    }
+
+    #[test]
+    fn a_failed_move_gives_the_destination_its_memory_back() {
+        let mut v = view();
+        v.event(&started("web-01", MoveKind::Live, 1));
+        v.event(&finished("web-01", Some("backup running")));
+        assert_eq!(v.hosts["hv01"].memory_used_mib, 8192);
+        assert_eq!(v.hosts["hv02"].memory_used_mib, 0);
+        v.event(&started("web-01", MoveKind::Live, 2));
+        assert_eq!(v.moves[0].attempt, 2);
+        assert_eq!(v.hosts["hv02"].memory_used_mib, 4096);
+    }
+
+    #[test]
+    fn offline_moves_take_no_memory_and_no_slot() {
+        let mut v = view();
+        v.event(&started("db-01", MoveKind::Offline, 1));
+        v.event(&started("web-01", MoveKind::Live, 1));
+        assert_eq!(
+            v.moves.iter().map(|m| m.vm.as_str()).collect::<Vec<_>>(),
+            ["db-01", "web-01"],
+            "sorted by VM"
+        );
+        assert_eq!(v.moves[0].memory_mib, 0);
+        assert_eq!(v.hosts["hv02"].memory_used_mib, 4096);
+        assert_eq!(v.hosts["hv02"].migrations_in_use, 1);
+    }
+
+    #[test]
+    fn the_additions_are_optional_in_the_file() {
+        let v = FleetView::default();
+        assert_eq!(
+            serde_json::to_value(&v).expect("json"),
+            serde_json::json!({})
+        );
+        let mut v = view();
+        v.event(&started("web-01", MoveKind::Live, 1));
+        v.pass_ended();
+        let json = serde_json::to_value(&v).expect("json");
+        assert_eq!(json["hosts"]["hv02"]["memoryUsedMiB"], 4096);
+        assert_eq!(json["hosts"]["hv01"]["migrationSlots"], 2);
+        assert_eq!(json["moves"][0]["method"], "live");
+        assert_eq!(json["moves"][0]["startedElsewhere"], false);
+        assert!(json["lastPassAt"].is_string());
+        let back: FleetView = serde_json::from_value(json).expect("read back");
+        assert_eq!(back, v);
+    }
+}

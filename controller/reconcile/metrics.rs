@@ -419,6 +419,14 @@ mod tests {
             "405 Method Not Allowed"
         );
         assert_eq!(r("\r\n").0, "400 Bad Request");
+        let page = respond(b"GET /?x=1 HTTP/1.1\r\n\r\n", &m);
+        assert_eq!(page.status, "200 OK");
+        assert!(page.content_type.starts_with("text/html"));
+        assert!(String::from_utf8_lossy(&page.body).contains("<script src=\"fleet.js\">"));
+        let post = respond(b"POST /status.json HTTP/1.1\r\n\r\n", &m);
+        assert_eq!(post.status, "405 Method Not Allowed");
+        assert!(post.headers.contains("Allow: GET, HEAD"));
+        assert_eq!(r("DELETE / HTTP/1.1\r\n\r\n").0, "405 Method Not Allowed");
     }
 
     #[tokio::test]
