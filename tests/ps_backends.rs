@@ -135,6 +135,7 @@ fn mv(vm: &str, from: &str, to: &str) -> MoveRequest {
         from: from.into(),
         to: to.into(),
         kind: MoveKind::Live,
+        storage_path: None,
     }
 }
 

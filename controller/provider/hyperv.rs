@@ -309,6 +309,10 @@ pub fn map_host_report(host_name: &str, report: HostReport) -> Result<HostView, 
                 .collect(),
             migration_rate_mibps: None,
             reachable: true,
+            max_storage_migrations: 2,
+            network_mibps: None,
+            volumes: Vec::new(),
+            cluster: None,
         });
     }
 
@@ -396,6 +400,8 @@ pub fn map_host_report(host_name: &str, report: HostReport) -> Result<HostView, 
             ),
             migrating_to: None,
             job: None,
+            disks: Vec::new(),
+            clustered: false,
             adapters,
         });
     }
@@ -968,6 +974,10 @@ impl Provider for HyperV {
                     switches: Vec::new(),
                     migration_rate_mibps: None,
                     reachable: false,
+                    max_storage_migrations: 2,
+                    network_mibps: None,
+                    volumes: Vec::new(),
+                    cluster: None,
                 },
             );
         }
