@@ -129,10 +129,31 @@ impl FleetView {
             .filter(|v| v.state.is_live())
             .map(|v| (v.name.clone(), v.memory_mib))
             .collect();
+        // Disk space each host volume gives to the VMs on it.
+        let mut on_volume: HashMap<(&str, &str), u64> = HashMap::new();
+        for vm in observed.vms.values() {
+            for d in &vm.disks {
+                if let Some(v) = &d.volume {
+                    *on_volume.entry((vm.host.as_str(), v.as_str())).or_default() += d.size_mib;
+                }
+            }
+        }
         self.hosts = observed
             .hosts
             .values()
             .map(|h| {
+                let volumes = h
+                    .volumes
+                    .iter()
+                    .map(|v| VolumeView {
+                        path: v.path.clone(),
+                        free_mib: v.free_mib,
+                        vm_mib: on_volume
+                            .get(&(h.name.as_str(), v.path.as_str()))
+                            .copied()
+                            .unwrap_or(0),
+                    })
+                    .collect();
                 let view = HostView {
                     memory_mib: h.memory_mib,
                     memory_used_mib: used.get(h.name.as_str()).copied().unwrap_or(0),
@@ -140,7 +161,7 @@ impl FleetView {
                     migrations_in_use: 0,
                     reachable: h.reachable,
                     maintenance: desired.hosts.get(&h.name).is_some_and(|d| d.maintenance),
-                    volumes: Vec::new(),
+                    volumes,
                 };
                 (h.name.clone(), view)
             })
