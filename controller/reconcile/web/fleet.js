@@ -86,7 +86,7 @@
       '<span>' + esc(label) + "</span></div>";
   }
   function chip(cond, n, on) {
-    return '<button type="button" class="chip c-' + cond + (on ? " on" : "") + '" data-cond="' + cond +
+    return '<button type="button" class="chip c-' + cond + (on ? " on" : "") + (n ? "" : " zero") + '" data-cond="' + cond +
       '" aria-pressed="' + (on ? "true" : "false") + '"><b>' + n + "</b> " + cond + "</button>";
   }
 
@@ -174,7 +174,7 @@
       moves.slice(0, MAX_ROWS).forEach(function (mv) {
         var est = mv.estimatedSeconds;
         var prog = est ? '<div class="progress" data-start="' + esc(mv.startedAt) + '" data-est="' + est +
-          '"><div class="fill"></div><span></span></div>' : '<span class="muted">started elsewhere; berth waits</span>';
+          '"><div class="track"><div class="fill"></div></div><span></span></div>' : '<span class="muted">started elsewhere; berth waits</span>';
         var end = mv.expectedEnd ? '<time data-until="' + esc(mv.expectedEnd) + '" title="' + esc(mv.expectedEnd) + '">' + clock(mv.expectedEnd) + "</time>" : "";
         m.push('<tr class="move" data-vm="' + esc(mv.vm) + '"><td class="name">' + esc(mv.vm) + "</td><td>" + esc(mv.from) + " → " + esc(mv.to) +
           "</td><td>" + esc(mv.method) + (mv.memoryMiB ? " · " + gib(mv.memoryMiB) : "") + "</td><td>" + prog + "</td><td>" + end +
@@ -269,8 +269,8 @@
       var start = Date.parse(els[i].getAttribute("data-start"));
       var est = parseFloat(els[i].getAttribute("data-est")) || 1;
       var frac = Math.max(0, Math.min(0.99, (t - start) / 1000 / est));
-      els[i].firstChild.style.width = (frac * 100).toFixed(1) + "%";
-      els[i].lastChild.textContent = Math.floor(frac * 100) + "% · " + dur((t - start) / 1000) + " of ~" + dur(est);
+      els[i].querySelector(".fill").style.width = (frac * 100).toFixed(1) + "%";
+      els[i].querySelector("span").textContent = Math.floor(frac * 100) + "% · " + dur((t - start) / 1000) + " of ~" + dur(est);
       els[i].setAttribute("data-pct", Math.floor(frac * 100));
     }
     var conn = $("conn");
