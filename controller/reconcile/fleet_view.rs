@@ -166,14 +166,24 @@ impl FleetView {
                 (h.name.clone(), view)
             })
             .collect();
-        // Moves berth follows stay while the fleet still shows them; moves
-        // it does not know of are someone else's.
-        self.moves.retain(|m| {
-            observed
+        // A move berth follows stays until its end event, while the VM is
+        // still on its source; one started elsewhere stays while the fleet
+        // shows it. An observation older than a move's start does not show
+        // its memory on the destination yet: add it.
+        self.moves.retain(|m| match observed.vms.get(&m.vm) {
+            Some(v) if m.started_elsewhere => v.migrating_to.as_deref() == Some(m.to.as_str()),
+            Some(v) => v.host == m.from,
+            None => false,
+        });
+        for m in &self.moves {
+            let seen = observed
                 .vms
                 .get(&m.vm)
-                .is_some_and(|v| v.migrating_to.as_deref() == Some(m.to.as_str()))
-        });
+                .is_some_and(|v| v.migrating_to.is_some());
+            if !seen && let Some(h) = self.hosts.get_mut(&m.to) {
+                h.memory_used_mib += m.memory_mib;
+            }
+        }
         let now = rfc3339(SystemTime::now());
         for vm in observed.vms.values() {
             let Some(to) = &vm.migrating_to else {
@@ -398,5 +408,77 @@ mod tests {
         assert!(json["lastPassAt"].is_string());
         let back: FleetView = serde_json::from_value(json).expect("read back");
         assert_eq!(back, v);
+    }
+
+    fn observed(web_migrating: bool) -> Observed {
+        use crate::provider::{ObservedDisk, ObservedHost, ObservedVm, ObservedVolume};
+        let host = |name: &str| ObservedHost {
+            name: name.into(),
+            memory_mib: 65_536,
+            max_migrations: 2,
+            cpu_vendor: Default::default(),
+            switches: Vec::new(),
+            migration_rate_mibps: None,
+            reachable: true,
+            max_storage_migrations: 2,
+            network_mibps: None,
+            volumes: vec![ObservedVolume {
+                path: "D:\\VMs".into(),
+                free_mib: 100_000,
+            }],
+            cluster: None,
+        };
+        let vm = |name: &str, to: Option<&str>, disk: u64| ObservedVm {
+            name: name.into(),
+            host: "hv01".into(),
+            state: Default::default(),
+            memory_mib: 4096,
+            operation: None,
+            migrating_to: to.map(str::to_string),
+            job: None,
+            adapters: Vec::new(),
+            disks: vec![ObservedDisk {
+                path: format!("D:\\VMs\\{name}.vhdx"),
+                size_mib: disk,
+                volume: Some("D:\\VMs".into()),
+            }],
+            clustered: false,
+        };
+        let mut o = Observed::default();
+        for h in ["hv01", "hv02"] {
+            o.hosts.insert(h.into(), host(h));
+        }
+        o.vms.insert(
+            "web-01".into(),
+            vm("web-01", web_migrating.then_some("hv02"), 1000),
+        );
+        o.vms.insert("db-01".into(), vm("db-01", None, 500));
+        o
+    }
+
+    #[test]
+    fn an_observation_gives_hosts_and_moves_started_elsewhere() {
+        let desired = Desired::default();
+        let mut v = FleetView::default();
+        v.observe(&desired, &observed(true));
+        let hv01 = &v.hosts["hv01"];
+        assert_eq!(hv01.memory_used_mib, 8192);
+        assert_eq!(hv01.volumes[0].vm_mib, 1500);
+        assert_eq!(hv01.volumes[0].free_mib, 100_000);
+        assert_eq!(v.hosts["hv02"].memory_used_mib, 4096, "web-01 arriving");
+        assert_eq!(v.moves.len(), 1);
+        assert!(v.moves[0].started_elsewhere && v.moves[0].estimated_seconds.is_none());
+        assert_eq!(v.hosts["hv02"].migrations_in_use, 1);
+        // berth starts db-01; an observation from before that start keeps
+        // the move and its memory on the destination.
+        v.event(&started("db-01", MoveKind::Live, 1));
+        v.observe(&desired, &observed(false));
+        assert_eq!(
+            v.moves.iter().map(|m| m.vm.as_str()).collect::<Vec<_>>(),
+            ["db-01"],
+            "web-01's move ended; db-01's goes on"
+        );
+        assert_eq!(v.hosts["hv02"].memory_used_mib, 4096);
+        assert_eq!(v.hosts["hv01"].migrations_in_use, 1);
     }
 }
