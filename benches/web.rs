@@ -6,12 +6,15 @@
 //! 2. Render time for 1,000 hosts and 20,000 VMs: a status document of that
 //!    size (1 % blocked, 2 % waiting, 200 moves in flight, 3 % pending, the
 //!    rest in sync, every host with memory and slots) is served by the real
-//!    server code on a loopback port; headless Chromium loads the page, and
-//!    the page's own measure (`data-render-ms` on `<body>`: building the
-//!    DOM plus style and layout, taken with `performance.now()`) is read
-//!    back from the DOM. Target: under 1 s. Also reported: the same with a
-//!    condition filter, and the wall time of the whole browser run
-//!    (browser start, fetch, parse, render).
+//!    server code on a loopback port, and headless Chromium loads the page
+//!    and prints the DOM once the page's script has run. Inside the page
+//!    every clock follows the virtual clock that `--virtual-time-budget`
+//!    uses to let the script run (it stands still during a task), so the
+//!    page cannot time itself there; the benchmark times whole browser runs
+//!    instead, with the 20,000-VM document and with an empty fleet, and
+//!    reports the difference: fetching, parsing and rendering the data,
+//!    style and layout included. Target: under 1 s. In an ordinary browser
+//!    the page records its own render time as `data-render-ms` on `<body>`.
 //!
 //! Run with `cargo bench --bench web` (needs Chromium, as the browser
 //! tests do). WEB_BENCH_VMS (default 20000), WEB_BENCH_HOSTS (default 1000)
@@ -89,36 +92,43 @@ fn main() {
     let addr = listener.local_addr().expect("address");
     rt.spawn(metrics::serve(listener, metrics.clone()));
 
-    for (label, fragment) in [("all VMs", ""), ("filter c=Blocked", "#c=Blocked")] {
-        let mut render = Vec::new();
+    let empty = status::to_bytes(&synthetic(0, 0));
+    let mut medians = Vec::new();
+    for (label, doc, fragment) in [
+        ("empty fleet", &empty, ""),
+        ("all VMs", &bytes, ""),
+        ("filter c=Blocked", &bytes, "#c=Blocked"),
+    ] {
+        metrics.publish_status(doc);
         let mut wall = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let dom = browser::dump_dom(&format!("http://{addr}/{fragment}"), 10_000);
+            let dom = browser::dump_dom(&format!("http://{addr}/{fragment}"), 2_500);
             wall.push(t.elapsed().as_secs_f64() * 1000.0);
             assert!(
                 dom.contains("data-state=\"ready\""),
                 "the page did not render"
             );
-            if fragment.is_empty() {
+            if doc.len() == bytes.len() && fragment.is_empty() {
                 let shown = dom.matches("data-vm=\"").count();
                 assert!(shown >= vms, "only {shown} VM elements for {vms} VMs");
             }
-            let ms: f64 = browser::between(&dom, "data-render-ms=\"", "\"")
-                .and_then(|s| s["data-render-ms=\"".len()..s.len() - 1].parse().ok())
-                .expect("data-render-ms on <body>");
-            render.push(ms);
         }
-        render.sort_by(f64::total_cmp);
         wall.sort_by(f64::total_cmp);
-        let median = render[render.len() / 2];
+        let median = wall[wall.len() / 2];
+        medians.push(median);
         println!(
-            "render, {label}: median {median:.0} ms (min {:.0}, max {:.0}, {runs} runs); \
-             whole browser run median {:.0} ms; target under {TARGET_RENDER_MS} ms: {}",
-            render[0],
-            render[render.len() - 1],
-            wall[wall.len() / 2],
-            if median < TARGET_RENDER_MS {
+            "browser run, {label}: median {median:.0} ms (min {:.0}, max {:.0}, {runs} runs)",
+            wall[0],
+            wall[wall.len() - 1]
+        );
+    }
+    for (label, m) in [("all VMs", medians[1]), ("filter c=Blocked", medians[2])] {
+        let cost = m - medians[0];
+        println!(
+            "render of {vms} VMs on {hosts} hosts, {label} (fetch, parse, DOM, layout): \
+             {cost:.0} ms over the empty fleet; target under {TARGET_RENDER_MS} ms: {}",
+            if cost < TARGET_RENDER_MS {
                 "met"
             } else {
                 "MISSED"
