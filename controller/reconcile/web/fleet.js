@@ -10,7 +10,7 @@
   var ATTENTION = { Blocked: true, Waiting: true };
   var MAX_ROWS = 500;
 
-  var state = { data: null, etag: null, skew: 0, fetchedAt: 0, error: null };
+  var state = { data: null, etag: null, skew: 0, fetchedAt: 0, error: null, hosts: null, cards: 60 };
   var filter = { q: "", c: {} };
   var $ = function (id) { return document.getElementById(id); };
 
@@ -204,16 +204,44 @@
       return !anyCond() && (!filter.q || x.hit);
     });
     list.sort(function (x, y) { return Math.min(x.rank, 4) - Math.min(y.rank, 4) || (x.name < y.name ? -1 : x.name > y.name ? 1 : 0); });
-    var out = ["<h2>Hosts <small>" + list.length + (list.length !== Object.keys(byHost).length ? " of " + Object.keys(byHost).length : "") + '</small></h2><div class="grid">'];
-    list.forEach(function (x) { out.push(hostCard(x, d, vms)); });
-    out.push("</div>");
-    if (!list.length) out.push('<p class="muted">No host or VM matches the filter.</p>');
-    $("hosts").innerHTML = out.join("");
+    state.hosts = { list: list, total: Object.keys(byHost).length };
+    drawHosts();
     tick();
     void document.body.offsetHeight; // style and layout count in the measure
     var ms = performance.now() - t0;
     document.body.setAttribute("data-render-ms", ms.toFixed(1));
     document.body.setAttribute("data-state", "ready");
+  }
+
+  // Host cards come in pages: the first ones (those needing attention sort
+  // first) at once, more as the end of the list scrolls into view.
+  var CARDS = 60;
+  var more = null;
+  function drawHosts() {
+    var d = state.data, vms = d.vms || {}, h = state.hosts, list = h.list;
+    var n = Math.min(list.length, state.cards);
+    var out = ["<h2>Hosts <small>" + list.length + (list.length !== h.total ? " of " + h.total : "") + '</small></h2><div class="grid">'];
+    for (var i = 0; i < n; i++) out.push(hostCard(list[i], d, vms));
+    out.push("</div>");
+    if (n < list.length) {
+      out.push('<p id="morehosts" class="more">' + (list.length - n) + ' more hosts below: <button type="button" id="allhosts">show all</button></p>');
+    }
+    if (!list.length) out.push('<p class="muted">No host or VM matches the filter.</p>');
+    $("hosts").innerHTML = out.join("");
+    var sentinel = $("morehosts");
+    if (more) more.disconnect();
+    if (sentinel && window.IntersectionObserver) {
+      more = new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) {
+          state.cards += CARDS * 2;
+          drawHosts();
+          tick();
+        }
+      }, { rootMargin: "600px" });
+      more.observe(sentinel);
+    }
+    var all = $("allhosts");
+    if (all) all.addEventListener("click", function () { state.cards = Infinity; drawHosts(); tick(); });
   }
 
   function hostCard(x, d, vms) {
@@ -319,6 +347,7 @@
     clearTimeout(typing);
     typing = setTimeout(function () {
       filter.q = $("q").value.trim().toLowerCase();
+      state.cards = CARDS;
       writeHash();
       render();
     }, 120);
@@ -330,10 +359,11 @@
     if (!c) filter.c = {};
     else if (filter.c[c]) delete filter.c[c];
     else filter.c[c] = true;
+    state.cards = CARDS;
     writeHash();
     render();
   });
-  window.addEventListener("hashchange", function () { readHash(); render(); });
+  window.addEventListener("hashchange", function () { readHash(); state.cards = CARDS; render(); });
   readHash();
   setInterval(tick, 1000);
   poll();
