@@ -272,7 +272,7 @@ fn the_fleet_page_shows_hosts_moves_and_blocked_vms_and_filters() {
     );
     let waiting = between(attention, "data-vm=\"app-01\"", "</tr>").expect("app-01 listed");
     assert!(
-        waiting.contains(">Waiting<") && waiting.contains("backed up"),
+        waiting.contains(">Waiting<") && waiting.contains("backup"),
         "{waiting}"
     );
     assert!(!attention.contains("data-vm=\"web-01\""), "{attention}");
@@ -314,7 +314,7 @@ fn the_fleet_page_shows_hosts_moves_and_blocked_vms_and_filters() {
     assert!(section(&dom, "moves").find("data-vm").is_none(), "{dom}");
 
     // A reason matches too.
-    let dom = dump_dom(&w.url("/#q=backed"), 3000);
+    let dom = dump_dom(&w.url("/#q=backup"), 3000);
     assert!(
         section(&dom, "attention").contains("data-vm=\"app-01\""),
         "{dom}"

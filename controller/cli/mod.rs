@@ -308,7 +308,7 @@ fn observe_for_plan(
     }
     let choice = backend::choose(flag, Some(desired))?;
     backend::block_on(&choice, async {
-        let provider = backend::open(&choice)?;
+        let provider = backend::open_to_read(&choice)?;
         let observed = provider.observe().await.map_err(|e| e.to_string());
         provider.close().await.map_err(|e| e.to_string())?;
         observed
@@ -391,7 +391,7 @@ fn observe(flag: Option<&str>, paths: &[PathBuf]) -> u8 {
         }
     };
     let result = backend::block_on(&choice, async {
-        let provider = backend::open(&choice)?;
+        let provider = backend::open_to_read(&choice)?;
         let observed = provider.observe().await.map_err(|e| e.to_string());
         provider.close().await.map_err(|e| e.to_string())?;
         observed

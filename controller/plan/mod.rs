@@ -257,7 +257,18 @@ pub fn plan_with_holds(
     plan.blocked.dedup_by(|a, b| a.vm == b.vm);
     plan.unmanaged = targets.unmanaged;
     plan.in_flight = targets.in_flight;
-    plan.estimated_seconds = estimate_makespan(&plan, &caps);
+    // A move of a VM being backed up starts when its backup ends, where
+    // the provider can tell when that is.
+    let release: std::collections::HashMap<u32, f64> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind.is_move())
+        .filter_map(|a| {
+            let end = observed.backups_end_in.get(a.kind.vm())?;
+            Some((a.id, *end))
+        })
+        .collect();
+    plan.estimated_seconds = schedule::estimate_makespan_from(&plan, &caps, &release);
     plan.in_sync = plan.actions.is_empty() && plan.blocked.is_empty() && plan.in_flight.is_empty();
     plan
 }

@@ -221,6 +221,12 @@ impl Scheduler {
         }
     }
 
+    /// How urgent an action is (higher first); the executor orders ready
+    /// actions by it.
+    pub fn priority(&self, id: u32) -> (u64, u64) {
+        self.priority.get(&id).copied().unwrap_or((0, 0))
+    }
+
     /// Marks an action whose `after` are all done as ready.
     pub fn make_ready(&mut self, id: u32) {
         let p = self.priority.get(&id).copied().unwrap_or((0, 0));
@@ -330,6 +336,12 @@ impl Ord for Ends {
 /// How long the plan takes when every action lasts its estimate and the
 /// scheduler picks as the executor does, seconds.
 pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
+    estimate_makespan_from(plan, caps, &HashMap::new())
+}
+
+/// Like [`estimate_makespan`], with actions that may not start before a
+/// time (seconds from now): a move of a VM whose backup ends then.
+pub fn estimate_makespan_from(plan: &Plan, caps: &Caps, release: &HashMap<u32, f64>) -> f64 {
     let mut sched = Scheduler::new(plan, caps);
     let mut deps = Dependencies::new(plan);
     let seconds: HashMap<u32, f64> = plan
@@ -337,8 +349,17 @@ pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
         .iter()
         .map(|a| (a.id, move_info(a).map_or(0.0, |m| m.seconds)))
         .collect();
+    // Ready actions held until their release time.
+    let mut held = BinaryHeap::new();
+    let ready =
+        |id: u32, now: f64, sched: &mut Scheduler, held: &mut BinaryHeap<Ends>| match release
+            .get(&id)
+        {
+            Some(at) if *at > now => held.push(Ends(*at, id)),
+            _ => sched.make_ready(id),
+        };
     for id in deps.roots() {
-        sched.make_ready(id);
+        ready(id, 0.0, &mut sched, &mut held);
     }
     let mut heap = BinaryHeap::new();
     let mut now = 0.0f64;
@@ -347,14 +368,26 @@ pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
         for id in sched.pick() {
             heap.push(Ends(now + seconds.get(&id).copied().unwrap_or(0.0), id));
         }
+        let next_end = heap.peek().map(|e: &Ends| e.0);
+        let next_release = held.peek().map(|e: &Ends| e.0);
+        match (next_end, next_release) {
+            (_, Some(r)) if next_end.is_none_or(|e| r < e) => {
+                if let Some(Ends(t, id)) = held.pop() {
+                    now = now.max(t);
+                    sched.make_ready(id);
+                }
+                continue;
+            }
+            _ => {}
+        }
         let Some(Ends(t, id)) = heap.pop() else {
             break;
         };
         now = now.max(t);
         sched.finish(id);
         done += 1;
-        for ready in deps.done(id) {
-            sched.make_ready(ready);
+        for r in deps.done(id) {
+            ready(r, now, &mut sched, &mut held);
         }
     }
     if done < plan.actions.len() {

@@ -31,6 +31,9 @@ pub struct Observed {
     pub hosts: BTreeMap<String, ObservedHost>,
     /// VMs by name.
     pub vms: BTreeMap<String, ObservedVm>,
+    /// Seconds until the running backup of a VM ends, for the VMs whose
+    /// backup end the provider can tell (the simulator can; Hyper-V cannot).
+    pub backups_end_in: BTreeMap<String, f64>,
 }
 
 /// One host as observed.
