@@ -92,6 +92,7 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
                         fallback: Vec::new(),
                         adapters: None,
                         origin: Origin::default(),
+                        priority: 0,
                     },
                 )
             })
@@ -123,6 +124,7 @@ fn drain() -> Scenario {
     }
     let fleet = FleetSpec {
         seed: 1,
+        start_time: berth::spec::DEFAULT_START_TIME,
         faults: Faults::default(),
         hosts,
         vms,
@@ -166,6 +168,7 @@ fn rebalance() -> Scenario {
     }
     let fleet = FleetSpec {
         seed: 2,
+        start_time: berth::spec::DEFAULT_START_TIME,
         faults: Faults::default(),
         hosts,
         vms,

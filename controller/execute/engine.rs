@@ -29,6 +29,7 @@ use super::adapters::{self, Counts};
 use super::book::{Book, MoveKey};
 use super::gate::{Gate, RetryView, Wait};
 use super::task::{self, Done};
+use super::window;
 use super::{Control, Event, ExecError, MovingVm, Observer, Options, Report, RunningJob, Snapshot};
 
 /// How often a move found running without a job to follow is looked at.
@@ -72,6 +73,8 @@ pub(super) struct Engine<'o> {
     /// Until when to keep going: `false` ends the loop when nothing is
     /// left to do (apply); `true` waits for new specs (watch).
     forever: bool,
+    /// The VMs last told they wait for a move window.
+    window_told: Vec<String>,
 }
 
 /// What one re-plan decided.
@@ -114,6 +117,7 @@ impl<'o> Engine<'o> {
             moves_started: 0,
             why: None,
             forever: false,
+            window_told: Vec::new(),
         }
     }
 
@@ -220,7 +224,12 @@ impl<'o> Engine<'o> {
             let done = idle && (stopping || decision.wake.is_none());
             if done && (stopping || !self.forever) {
                 self.report.interrupted = stopping;
-                self.finish(plan, decision.blocked);
+                // What still waits (a move window) says why it was not done.
+                let mut left = decision.blocked;
+                for (vm, why) in decision.waiting {
+                    left.entry(vm).or_insert(why);
+                }
+                self.finish(plan, left);
                 break;
             }
             self.wait_for_event(decision.wake).await;
@@ -311,6 +320,17 @@ impl<'o> Engine<'o> {
         let soon = |at: Instant, wake: &mut Option<Instant>| {
             *wake = Some(wake.map_or(at, |w| w.min(at)));
         };
+        // Outside every move window no move starts; fixes go ahead.
+        let mut window_left = None;
+        if let Some(state) = window::closed(&self.desired, self.provider.as_ref(), &self.opts) {
+            let left = state.wait(self.provider.now());
+            window_left = Some(left);
+            gate.window = Some(Wait::Window {
+                why: window::waiting_reason(&state),
+                opens: left.map(|d| now + d),
+            });
+        }
+        let mut window_vms: Vec<String> = Vec::new();
         for f in self.flights.values() {
             gate.slots.take(&f.from, &f.to, f.kind);
             if !f.followed {
@@ -363,6 +383,7 @@ impl<'o> Engine<'o> {
                 Err(wait) => {
                     match &wait {
                         Wait::Retry { at } => soon(*at, &mut wake),
+                        Wait::Window { .. } => window_vms.push(vm.clone()),
                         Wait::Backup => {
                             if let Some(key) = &key
                                 && let Some(reason) = self.backup_budget(key, now)
@@ -384,6 +405,32 @@ impl<'o> Engine<'o> {
                     }
                     waiting.entry(vm).or_insert_with(|| wait.to_string());
                 }
+            }
+        }
+        if let (Some(left), Some(Wait::Window { why, .. })) = (window_left, &gate.window) {
+            if window_vms.is_empty() {
+                self.window_told.clear();
+            } else if self.forever || self.opts.wait_for_window {
+                // Look again at the opening; `apply` also every minute
+                // before it, for the countdown.
+                let left = left.unwrap_or(Duration::from_secs(86_400));
+                let step = if self.forever {
+                    left
+                } else {
+                    window::step(left)
+                };
+                soon(now + step.max(Duration::from_millis(1)), &mut wake);
+                let first = self.window_told != window_vms;
+                self.observer.event(&Event::WindowWait {
+                    why: why.clone(),
+                    remaining: Some(left),
+                    vms: if first {
+                        window_vms.clone()
+                    } else {
+                        Vec::new()
+                    },
+                });
+                self.window_told = window_vms;
             }
         }
         Decision {

@@ -89,6 +89,13 @@ pub enum Wait {
         /// Where it lands.
         to: String,
     },
+    /// Outside every move window (`policy.moveWindows`).
+    Window {
+        /// `outside the move window; opens Mon 22:00 Europe/Amsterdam`.
+        why: String,
+        /// When the next window opens, if one does within a week.
+        opens: Option<Instant>,
+    },
 }
 
 impl Wait {
@@ -100,6 +107,7 @@ impl Wait {
             Wait::Backup => "backup",
             Wait::Retry { .. } => "retry",
             Wait::Moving { .. } => "moving",
+            Wait::Window { .. } => "window",
         }
     }
 }
@@ -127,6 +135,7 @@ impl fmt::Display for Wait {
                 write!(f, "retry in {}", human_seconds(left.ceil()))
             }
             Wait::Moving { to } => write!(f, "moving to {to}; the next step follows"),
+            Wait::Window { why, .. } => f.write_str(why),
         }
     }
 }
@@ -171,6 +180,8 @@ pub struct Gate<'a> {
     pub used: HashMap<String, u64>,
     /// Now.
     pub now: Instant,
+    /// Set while outside every move window: no move starts.
+    pub window: Option<Wait>,
 }
 
 /// What the retry book says about one move.
@@ -195,6 +206,7 @@ impl<'a> Gate<'a> {
             reserved: HashMap::new(),
             used,
             now,
+            window: None,
         }
     }
 
@@ -220,6 +232,9 @@ impl<'a> Gate<'a> {
         else {
             return Ok(());
         };
+        if let Some(w) = &self.window {
+            return Err(w.clone());
+        }
         if let Some(at) = retry.not_before
             && at > self.now
         {

@@ -21,6 +21,7 @@ pub mod book;
 mod engine;
 pub mod gate;
 mod task;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +55,11 @@ pub struct Options {
     pub backup_poll: Duration,
     /// How long a move waits when a host reports it is busy.
     pub busy_retry: Duration,
+    /// Start moves outside `policy.moveWindows` too (`apply --ignore-windows`).
+    pub ignore_windows: bool,
+    /// Outside every move window, wait for the next one (`apply`) instead
+    /// of returning once the fixes that may run are done.
+    pub wait_for_window: bool,
 }
 
 impl Default for Options {
@@ -65,6 +71,8 @@ impl Default for Options {
             retry_max_delay: Duration::from_secs(120),
             backup_poll: Duration::from_secs(30),
             busy_retry: Duration::from_secs(15),
+            ignore_windows: false,
+            wait_for_window: false,
         }
     }
 }
@@ -159,6 +167,16 @@ pub enum Event {
     Replanning {
         /// Why.
         why: String,
+    },
+    /// Outside every move window: moves wait for the next one (reported
+    /// when the wait begins, then about once a minute as a countdown).
+    WindowWait {
+        /// `outside the move window; opens Mon 22:00 Europe/Amsterdam`.
+        why: String,
+        /// Time left until it opens (`None`: no window opens within a week).
+        remaining: Option<Duration>,
+        /// The VMs whose moves wait (on the first report of a wait only).
+        vms: Vec<String>,
     },
 }
 

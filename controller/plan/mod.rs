@@ -11,6 +11,7 @@ mod fallback;
 mod order;
 pub mod schedule;
 pub mod timeline;
+pub mod window;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use crate::spec::{Acl, Desired, Direction};
 
 pub use diff::acl_diff as diff_acls;
 pub use schedule::{Caps, estimate_makespan};
+pub use window::{MoveWindowStatus, fixes_only, window_status};
 
 /// Why a VM moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -193,6 +195,10 @@ pub struct Plan {
     pub in_flight: Vec<InFlight>,
     /// Expected duration of the whole plan under the limits, seconds.
     pub estimated_seconds: f64,
+    /// Move windows at planning time; omitted when none are declared (set
+    /// by callers that know the time: see [`window_status`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub move_window: Option<MoveWindowStatus>,
 }
 
 impl Plan {

@@ -281,6 +281,13 @@ pub trait Provider: Send + Sync {
     /// A short description for messages (`sim:examples/lab/fleet.yaml`).
     fn describe(&self) -> String;
 
+    /// The current instant on the fleet's clock: the wall clock for real
+    /// hosts, simulated time for the simulator (move windows are judged
+    /// on it).
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+
     /// The fleet as it is now.
     async fn observe(&self) -> Result<Observed, ProviderError>;
 

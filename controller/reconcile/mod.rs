@@ -25,8 +25,10 @@ mod fingerprint;
 pub mod fleet_view;
 pub mod metrics;
 mod progress;
+pub mod revision;
 mod specs;
 pub mod status;
+mod status_window;
 pub mod watcher;
 pub mod web;
 
@@ -257,6 +259,8 @@ struct Memo {
     observed: Observed,
     plan: plan::Plan,
     conditions: BTreeMap<String, VmStatus>,
+    /// Why moves wait for a move window, when they do.
+    window: Option<String>,
 }
 
 impl Live {
@@ -297,6 +301,7 @@ pub struct Reconciler {
     job_rx: Option<mpsc::UnboundedReceiver<JobResult>>,
     last_write: Option<Instant>,
     memo: Option<Memo>,
+    revisions: revision::Revisions,
 }
 
 impl Reconciler {
@@ -322,6 +327,7 @@ impl Reconciler {
             job_rx: Some(job_rx),
             last_write: None,
             memo: None,
+            revisions: revision::Revisions::default(),
         }
     }
 
@@ -514,6 +520,10 @@ impl Reconciler {
         let started = std::time::Instant::now();
         self.passes += 1;
         self.reload_spec();
+        let head = revision::head(&self.settings.dir);
+        if self.revisions.update(head, self.spec.error.is_none()) {
+            self.revisions.log();
+        }
         if trigger == Trigger::Resync {
             // Moves given up on for a passing cause (retries used up, a
             // backup longer than backupWait) get another chance; moves that
@@ -576,8 +586,10 @@ impl Reconciler {
             }
         };
         self.provider_up();
+        let closed = execute::window::closed(&desired, self.provider.as_ref(), &self.settings.exec);
+        let window = closed.as_ref().map(execute::window::waiting_reason);
         // The plan and the conditions are pure functions of the spec, the
-        // holds and the observation: when none of them changed since the
+        // holds, the observation and the move window: when none of them changed since the
         // last pass (a quiet resync), the last ones are reused.
         let holds = self
             .book
@@ -588,6 +600,7 @@ impl Reconciler {
             Some(m)
                 if Arc::ptr_eq(&m.desired, &desired)
                     && m.holds == holds
+                    && m.window == window
                     && m.observed.hosts == observed.hosts
                     && m.observed.vms == observed.vms =>
             {
@@ -605,6 +618,9 @@ impl Reconciler {
                         e.reason = Some(reason.clone());
                     }
                 }
+                if let Some(why) = &window {
+                    status_window::mark_waiting(&mut conditions, &plan, why);
+                }
                 self.live.touched.store(true, Ordering::SeqCst);
                 Memo {
                     desired: desired.clone(),
@@ -612,6 +628,7 @@ impl Reconciler {
                     observed,
                     plan,
                     conditions,
+                    window: window.clone(),
                 }
             }
         };
@@ -631,6 +648,16 @@ impl Reconciler {
             (
                 Outcome::Deferred { changes },
                 Action::Requeue(interval.min(IN_FLIGHT_POLL)),
+            )
+        } else if let Some(closed) = &closed
+            && plan::fixes_only(plan).actions.is_empty()
+        {
+            // Outside every move window with only moves to make: look
+            // again when the window opens (or at the next resync).
+            let opens = closed.wait(self.provider.now()).unwrap_or(interval);
+            (
+                Outcome::Deferred { changes },
+                Action::Requeue(interval.min(opens).max(Duration::from_secs(1))),
             )
         } else if !trigger.may_act() {
             let delay = self
@@ -815,11 +842,17 @@ impl Reconciler {
             s.updated_at = status::rfc3339(std::time::SystemTime::now());
             s.spec_error = self.spec.error.clone();
             s.provider_error = self.provider_error.clone();
+            s.revision = self.revisions.revision.clone();
+            s.attempted_revision = self.revisions.attempted.clone();
             let bytes = (self.settings.status_file.is_some() || self.metrics.serves_status())
                 .then(|| status::to_bytes(&s));
             (s.counts(), bytes)
         };
         self.metrics.set_vms(counts);
+        self.metrics.set_revisions(
+            self.revisions.revision.as_deref(),
+            self.revisions.attempted.as_deref(),
+        );
         if let Some(bytes) = &bytes {
             self.metrics.publish_status(bytes);
         }

@@ -133,5 +133,9 @@ fn log_event(event: &Event) {
         }
         Event::Blocked { vm, reason } => tracing::warn!(vm = %vm, "blocked {vm}: {reason}"),
         Event::Replanning { why } => tracing::info!("re-planning: {why}"),
+        Event::WindowWait { why, vms, .. } if !vms.is_empty() => {
+            tracing::info!("{} move(s) wait: {why}", vms.len())
+        }
+        Event::WindowWait { .. } => {}
     }
 }

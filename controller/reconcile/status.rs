@@ -91,6 +91,13 @@ pub struct Status {
     /// Hosts, moves in flight, last pass: optional additions for the fleet page.
     #[serde(flatten)]
     pub fleet: super::fleet_view::FleetView,
+    /// The git commit of the spec in force, when the watched directory is
+    /// in a git work tree.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// The latest git commit seen, valid or not.
+    #[serde(default)]
+    pub attempted_revision: Option<String>,
 }
 
 impl Default for Status {
@@ -103,6 +110,8 @@ impl Default for Status {
             suspended: false,
             vms: BTreeMap::new(),
             fleet: Default::default(),
+            revision: None,
+            attempted_revision: None,
         }
     }
 }
@@ -333,7 +342,8 @@ mod tests {
             serde_json::json!({
                 "formatVersion": 1, "updatedAt": "2026-11-22T10:00:00Z", "specError": null,
                 "providerError": null, "suspended": false,
-                "vms": {"web-01": {"condition": "InSync", "host": "hv01", "reason": null}}
+                "vms": {"web-01": {"condition": "InSync", "host": "hv01", "reason": null}},
+                "revision": null, "attemptedRevision": null
             })
         );
     }

@@ -312,6 +312,8 @@ impl Inner {
 pub struct Sim {
     fleet_path: PathBuf,
     inner: Mutex<Inner>,
+    /// The instant the world's clock started at (`spec.startTime`).
+    start: jiff::Timestamp,
 }
 
 impl Sim {
@@ -381,6 +383,7 @@ impl Sim {
         Ok(Sim {
             fleet_path: fleet_path.to_path_buf(),
             inner: Mutex::new(inner),
+            start: fleet.start_time,
         })
     }
 
@@ -413,6 +416,7 @@ impl Sim {
                 memory_journal: Vec::new(),
                 last_save: std::time::Instant::now(),
             }),
+            start: fleet.start_time,
         })
     }
 
@@ -428,6 +432,7 @@ impl Sim {
                 memory_journal: Vec::new(),
                 last_save: std::time::Instant::now(),
             }),
+            start: fleet.start_time,
         }
     }
 
@@ -610,6 +615,11 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 impl Provider for Sim {
     fn describe(&self) -> String {
         format!("sim:{}", self.fleet_path.display())
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        let t = self.lock().sim_now();
+        crate::spec::window::after(self.start, world::seconds(t))
     }
 
     async fn observe(&self) -> Result<Observed, ProviderError> {

@@ -95,7 +95,6 @@
     if (d.lastPassAt) bits.push('last pass <time data-ago="' + esc(d.lastPassAt) + '" title="' + esc(d.lastPassAt) + '">' + ago(d.lastPassAt) + "</time>");
     bits.push('updated <time data-ago="' + esc(d.updatedAt) + '" title="' + esc(d.updatedAt) + '">' + ago(d.updatedAt) + "</time>");
     if (d.revision) bits.push('revision <code title="' + esc(d.revision) + '">' + esc(String(d.revision).slice(0, 12)) + "</code>");
-    else if (d.hasOwnProperty("revision")) bits.push("revision <code>none</code>");
     $("meta").innerHTML = bits.join(" · ");
 
     var b = [];
