@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod backend;
 pub mod help;
+pub mod plan_html;
 pub mod plan_output;
 pub mod render;
 pub mod watch;
@@ -153,6 +154,9 @@ pub enum PlanFormat {
     Json,
     /// For pull-request comments.
     Markdown,
+    /// One self-contained HTML file: the actions, the diff and a timeline
+    /// of the expected schedule (for CI artifacts).
+    Html,
 }
 
 /// Output formats of `berth apply`: only those it writes.
@@ -359,6 +363,7 @@ fn plan_command(
     let text = match output {
         PlanFormat::Json => plan_output::json(&plan, diff.as_deref()) + "\n",
         PlanFormat::Markdown => plan_output::markdown(&plan, diff.as_deref()),
+        PlanFormat::Html => plan_html::html(&desired, &observed, &plan),
         PlanFormat::Text => {
             use std::io::IsTerminal;
             let style = plan_output::Style::new(std::io::stdout().is_terminal());

@@ -128,7 +128,10 @@ async fn watch(args: WatchArgs, choice: backend::Choice) -> u8 {
                     .local_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_else(|_| addr.clone());
-                tracing::info!("serving /metrics and /healthz on http://{shown}");
+                tracing::info!(
+                    "serving the fleet page on http://{shown}/ (and /status.json, /metrics, /healthz)"
+                );
+                metrics.enable_status_page();
                 tokio::spawn(reconcile::metrics::serve(listener, metrics.clone()));
             }
             Err(e) => {

@@ -12,6 +12,7 @@ mod flow;
 mod order;
 pub mod schedule;
 mod storage;
+pub mod timeline;
 pub mod window;
 
 use std::collections::BTreeMap;

@@ -1,10 +1,10 @@
 //! Prometheus metrics and a health check, over a tiny HTTP server.
 //!
-//! Two routes on one listener: `GET /metrics` (the Prometheus text
-//! exposition format, version 0.0.4) and `GET /healthz`. The server reads
-//! only the request line and the headers' end, answers, and closes the
-//! connection; a web framework would add far more than these two routes
-//! need.
+//! Routes on one listener: `GET /metrics` (the Prometheus text exposition
+//! format, version 0.0.4), `GET /healthz`, and the read-only fleet page
+//! with its data (`/`, `/status.json`; see [`web`]). The server reads only
+//! the request line and the headers, answers, and closes the connection;
+//! a web framework would add far more than these few routes need.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::status::Condition;
+use super::web::{self, Response};
 
 /// Upper bounds of the pass-duration histogram, seconds.
 const BUCKETS: [f64; 12] = [
@@ -45,6 +46,8 @@ pub struct Metrics {
     last_pass_unix: AtomicU64,
     vms: Mutex<[u64; 6]>,
     revisions: Mutex<(Option<String>, Option<String>)>,
+    /// The status document as last written, for `/status.json`.
+    status: web::StatusFeed,
 }
 
 impl Metrics {
@@ -125,6 +128,27 @@ impl Metrics {
         if let Ok(mut r) = self.revisions.lock() {
             *r = (revision.map(str::to_string), attempted.map(str::to_string));
         }
+    }
+
+    /// Turns on `/status.json` and the fleet page: from now on each status
+    /// write is also kept in memory for them.
+    pub fn enable_status_page(&self) {
+        self.status.enable();
+    }
+
+    /// Whether the status document is wanted in memory (the page is served).
+    pub fn serves_status(&self) -> bool {
+        self.status.enabled()
+    }
+
+    /// The status document as just written (the status file's bytes).
+    pub fn publish_status(&self, bytes: &[u8]) {
+        self.status.publish(bytes);
+    }
+
+    /// The status feed behind `/status.json`.
+    pub(crate) fn status_feed(&self) -> &web::StatusFeed {
+        &self.status
     }
 
     /// The Prometheus text exposition of every metric.
@@ -293,22 +317,26 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
             break;
         }
     }
-    let (status, content_type, body, head_only) = respond(&buf, metrics);
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+    let r = respond(&buf, metrics);
+    let response = format!(
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nDate: {}\r\n{}Connection: close\r\n\r\n",
+        r.status,
+        r.content_type,
+        r.body.len(),
+        web::http_date(std::time::SystemTime::now()),
+        r.headers,
     )
     .into_bytes();
-    if !head_only {
-        response.extend_from_slice(body.as_bytes());
-    }
     stream.write_all(&response).await?;
+    if !r.head_only {
+        stream.write_all(&r.body).await?;
+    }
     stream.shutdown().await
 }
 
-/// Status line, content type, body, and whether to leave the body out (HEAD).
-fn respond(request: &[u8], metrics: &Metrics) -> (&'static str, &'static str, String, bool) {
-    const TEXT: &str = "text/plain; charset=utf-8";
+/// Answers one request: `/metrics` and `/healthz` here, the fleet page's
+/// routes in [`web`].
+fn respond(request: &[u8], metrics: &Metrics) -> Response {
     let line = request
         .split(|b| *b == b'\n')
         .next()
@@ -316,32 +344,31 @@ fn respond(request: &[u8], metrics: &Metrics) -> (&'static str, &'static str, St
         .unwrap_or_default();
     let mut parts = line.split_whitespace();
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        return ("400 Bad Request", TEXT, "bad request\n".into(), false);
+        return Response::text("400 Bad Request", "bad request\n", false);
     };
     let head = method == "HEAD";
     if method != "GET" && !head {
-        return (
-            "405 Method Not Allowed",
-            TEXT,
-            "only GET and HEAD\n".into(),
-            false,
-        );
+        let mut r = Response::text("405 Method Not Allowed", "only GET and HEAD\n", false);
+        r.headers = "Allow: GET, HEAD\r\n".into();
+        return r;
     }
-    let path = target.split('?').next().unwrap_or(target);
+    let path = target.split(['?', '#']).next().unwrap_or(target);
     match path {
-        "/metrics" => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-            head,
-        ),
-        "/healthz" => ("200 OK", TEXT, "ok\n".into(), head),
-        _ => (
-            "404 Not Found",
-            TEXT,
-            "not found: try /metrics or /healthz\n".into(),
-            head,
-        ),
+        "/metrics" => Response {
+            status: "200 OK",
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: metrics.render().into_bytes().into(),
+            head_only: head,
+            headers: String::new(),
+        },
+        "/healthz" => Response::text("200 OK", "ok\n", head),
+        _ => web::route(path, request, metrics, head).unwrap_or_else(|| {
+            Response::text(
+                "404 Not Found",
+                "not found: try /, /status.json, /metrics or /healthz\n",
+                head,
+            )
+        }),
     }
 }
 
@@ -392,8 +419,12 @@ mod tests {
     fn routes() {
         let m = Metrics::default();
         let r = |req: &str| {
-            let (s, _, body, head) = respond(req.as_bytes(), &m);
-            (s, body, head)
+            let r = respond(req.as_bytes(), &m);
+            (
+                r.status,
+                String::from_utf8_lossy(&r.body).into_owned(),
+                r.head_only,
+            )
         };
         assert_eq!(r("GET /healthz HTTP/1.1\r\n\r\n").0, "200 OK");
         assert!(
@@ -408,6 +439,14 @@ mod tests {
             "405 Method Not Allowed"
         );
         assert_eq!(r("\r\n").0, "400 Bad Request");
+        let page = respond(b"GET /?x=1 HTTP/1.1\r\n\r\n", &m);
+        assert_eq!(page.status, "200 OK");
+        assert!(page.content_type.starts_with("text/html"));
+        assert!(String::from_utf8_lossy(&page.body).contains("<script src=\"fleet.js\">"));
+        let post = respond(b"POST /status.json HTTP/1.1\r\n\r\n", &m);
+        assert_eq!(post.status, "405 Method Not Allowed");
+        assert!(post.headers.contains("Allow: GET, HEAD"));
+        assert_eq!(r("DELETE / HTTP/1.1\r\n\r\n").0, "405 Method Not Allowed");
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@
 //! status.
 
 mod fingerprint;
+pub mod fleet_view;
 pub mod metrics;
 mod progress;
 pub mod revision;
@@ -29,6 +30,7 @@ mod specs;
 pub mod status;
 mod status_window;
 pub mod watcher;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -541,6 +543,7 @@ impl Reconciler {
             }
             Some(desired) => self.observe_and_decide(desired, trigger).await,
         };
+        self.live.lock().fleet.pass_ended();
         let counts = self.write_status();
         let elapsed = started.elapsed();
         self.metrics.pass(elapsed.as_secs_f64());
@@ -714,6 +717,7 @@ impl Reconciler {
             live.vms = memo.conditions.clone();
         }
         live.suspended = suspended;
+        live.fleet.observe(&desired, &memo.observed);
         drop(live);
         // A refusal's reasons are not the memo's: write the memo's next time.
         self.live.touched.store(refused, Ordering::SeqCst);
@@ -840,11 +844,8 @@ impl Reconciler {
             s.provider_error = self.provider_error.clone();
             s.revision = self.revisions.revision.clone();
             s.attempted_revision = self.revisions.attempted.clone();
-            let bytes = self
-                .settings
-                .status_file
-                .as_ref()
-                .map(|_| status::to_bytes(&s));
+            let bytes = (self.settings.status_file.is_some() || self.metrics.serves_status())
+                .then(|| status::to_bytes(&s));
             (s.counts(), bytes)
         };
         self.metrics.set_vms(counts);
@@ -852,6 +853,9 @@ impl Reconciler {
             self.revisions.revision.as_deref(),
             self.revisions.attempted.as_deref(),
         );
+        if let Some(bytes) = &bytes {
+            self.metrics.publish_status(bytes);
+        }
         if let (Some(path), Some(bytes)) = (&self.settings.status_file, bytes)
             && let Err(e) = status::write_bytes_atomic(path, &bytes)
         {

@@ -32,6 +32,14 @@ impl Observer for JobObserver {
             Event::MoveFinished { error: Some(_), .. } => self.metrics.move_failed(),
             _ => {}
         }
+        if matches!(
+            event,
+            Event::MoveStarted { .. } | Event::MoveFinished { .. }
+        ) {
+            // Moves in flight, slots and memory for the fleet page.
+            self.live.lock().fleet.event(event);
+            self.live.changed.notify_one();
+        }
         if let Some(f) = &self.notices {
             f(&Notice::Exec(event.clone()));
         }
@@ -45,6 +53,7 @@ impl Observer for JobObserver {
         let vms = conditions_of(s);
         {
             let mut live = self.live.lock();
+            live.fleet.observe(&s.desired, &s.observed);
             if live.vms == vms {
                 return;
             }

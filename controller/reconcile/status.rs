@@ -88,6 +88,9 @@ pub struct Status {
     pub suspended: bool,
     /// Each VM by name.
     pub vms: BTreeMap<String, VmStatus>,
+    /// Hosts, moves in flight, last pass: optional additions for the fleet page.
+    #[serde(flatten)]
+    pub fleet: super::fleet_view::FleetView,
     /// The git commit of the spec in force, when the watched directory is
     /// in a git work tree.
     #[serde(default)]
@@ -106,6 +109,7 @@ impl Default for Status {
             provider_error: None,
             suspended: false,
             vms: BTreeMap::new(),
+            fleet: Default::default(),
             revision: None,
             attempted_revision: None,
         }
