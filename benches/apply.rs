@@ -242,6 +242,7 @@ fn shared_nothing_drain() -> Scenario {
     }
     let fleet = FleetSpec {
         seed: 1,
+        start_time: DEFAULT_START_TIME,
         faults: Faults::default(),
         hosts,
         vms,

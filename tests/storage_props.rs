@@ -191,6 +191,7 @@ fn build(g: &Gen, failure_rate: f64) -> (FleetSpec, Desired) {
     }
     let fleet = FleetSpec {
         seed: g.seed,
+        start_time: berth::spec::DEFAULT_START_TIME,
         faults: Faults {
             transient_failure_rate: failure_rate,
             over_limit_wait: Duration::from_secs(300),
@@ -231,6 +232,7 @@ fn build(g: &Gen, failure_rate: f64) -> (FleetSpec, Desired) {
                     fallback: Vec::new(),
                     adapters: None,
                     origin: Origin::default(),
+                    priority: 0,
                 },
             )
         })
