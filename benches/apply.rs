@@ -75,6 +75,7 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
                         maintenance: false,
                         max_migrations: None,
                         origin: Origin::default(),
+                        labels: Default::default(),
                     },
                 )
             })
@@ -87,6 +88,7 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
                     VmSpec {
                         name: v.clone(),
                         host: h.clone(),
+                        choice: None,
                         fallback: Vec::new(),
                         adapters: None,
                         origin: Origin::default(),

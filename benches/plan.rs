@@ -101,6 +101,7 @@ fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
                 maintenance: false,
                 max_migrations: None,
                 origin: Origin::default(),
+                labels: Default::default(),
             },
         );
     }
@@ -151,6 +152,7 @@ fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
             VmSpec {
                 name,
                 host: host_name(want),
+                choice: None,
                 fallback: Vec::new(),
                 adapters: Some(vec![AdapterSpec {
                     name: "Network Adapter".into(),

@@ -301,6 +301,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
                     maintenance: g.maintenance == Some(i),
                     max_migrations: h.declared_cap,
                     origin: Origin::default(),
+                    labels: Default::default(),
                 },
             )
         })
@@ -328,6 +329,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
             VmSpec {
                 name: vm_name(i),
                 host: host_name(v.want),
+                choice: None,
                 fallback,
                 adapters,
                 origin: Origin::default(),

@@ -9,6 +9,8 @@
 mod diff;
 mod order;
 pub mod schedule;
+mod separate;
+mod solve;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +21,7 @@ use crate::spec::{Acl, Desired, Direction};
 
 pub use diff::acl_diff as diff_acls;
 pub use schedule::{Caps, estimate_makespan};
+pub use solve::{Headroom, Verdict};
 
 /// Why a VM moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -32,6 +35,10 @@ pub enum Reason {
     Return,
     /// It stays, but something about it drifted from the spec.
     Drift,
+    /// A rule between VMs (`separate`, `together`) makes it move.
+    Rule,
+    /// It leaves a host group to keep that group's `headroom`.
+    Headroom,
 }
 
 impl std::fmt::Display for Reason {
@@ -41,6 +48,8 @@ impl std::fmt::Display for Reason {
             Reason::Maintenance => "maintenance",
             Reason::Return => "return",
             Reason::Drift => "drift",
+            Reason::Rule => "rule",
+            Reason::Headroom => "headroom",
         })
     }
 }
@@ -75,6 +84,9 @@ pub enum ActionKind {
         method: MoveKind,
         /// Why.
         reason: Reason,
+        /// For a VM with choices: one line on why it moves and why there.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
         /// Expected duration, seconds.
         estimated_seconds: f64,
         /// Memory it needs on the destination, MiB (live moves).
@@ -191,6 +203,10 @@ pub struct Plan {
     pub in_flight: Vec<InFlight>,
     /// Expected duration of the whole plan under the limits, seconds.
     pub estimated_seconds: f64,
+    /// Memory to spare per host group after its largest hosts fail (only
+    /// when host groups or `headroom` are declared).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headroom: Vec<Headroom>,
 }
 
 impl Plan {
@@ -246,7 +262,7 @@ pub fn plan_with_holds(
     holds: &BTreeMap<String, String>,
 ) -> Plan {
     let caps = Caps::new(desired, observed);
-    let targets = diff::targets(desired, observed, &caps, holds);
+    let targets = diff::targets(desired, observed, &caps, holds, None);
     let mut builder = order::Builder::new(desired, observed, &caps);
     builder.add_moves(&targets.moves);
     let mut plan = builder.finish(targets.adapter_changes);
@@ -255,7 +271,16 @@ pub fn plan_with_holds(
     plan.blocked.dedup_by(|a, b| a.vm == b.vm);
     plan.unmanaged = targets.unmanaged;
     plan.in_flight = targets.in_flight;
+    plan.headroom = targets.headroom;
     plan.estimated_seconds = estimate_makespan(&plan, &caps);
     plan.in_sync = plan.actions.is_empty() && plan.blocked.is_empty() && plan.in_flight.is_empty();
     plan
+}
+
+/// Every candidate host of a VM with choices and what each lacks for it,
+/// against the fleet as the plan leaves it (`plan --explain VM`). `None`
+/// when the VM is not a VM with choices in the fleet.
+pub fn explain(desired: &Desired, observed: &Observed, vm: &str) -> Option<Vec<Verdict>> {
+    let caps = Caps::new(desired, observed);
+    diff::targets(desired, observed, &caps, &BTreeMap::new(), Some(vm)).verdicts
 }

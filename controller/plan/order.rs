@@ -15,6 +15,7 @@ use crate::provider::{MoveKind, Observed, ObservedHost};
 use crate::spec::Desired;
 
 use super::diff::{WantedMove, gib, move_seconds, needed_switches};
+use super::separate::Guard;
 use super::{Action, ActionKind, Blocked, Caps, Plan, Reason};
 
 /// A piece of memory a host can give, and the move that frees it.
@@ -43,6 +44,8 @@ pub(super) struct Builder<'a> {
     /// Final move id per VM.
     last_move: HashMap<String, u32>,
     pub blocked: Vec<Blocked>,
+    /// Keeps `separate` rules at every moment.
+    guard: Guard,
 }
 
 impl<'a> Builder<'a> {
@@ -72,6 +75,7 @@ impl<'a> Builder<'a> {
             actions: Vec::new(),
             last_move: HashMap::new(),
             blocked: Vec::new(),
+            guard: Guard::new(desired, observed),
         }
     }
 
@@ -128,6 +132,7 @@ impl<'a> Builder<'a> {
                 to: to.to_string(),
                 method: p.want.kind,
                 reason,
+                why: p.want.why.clone(),
                 estimated_seconds: seconds,
                 memory_mib: p.want.memory_mib,
             },
@@ -140,6 +145,7 @@ impl<'a> Builder<'a> {
             });
         }
         self.last_move.insert(p.want.vm.clone(), id);
+        self.guard.moved(&p.want.vm, &p.from, to, id);
         id
     }
 
@@ -160,8 +166,11 @@ impl<'a> Builder<'a> {
             let mut waiting = Vec::with_capacity(pending.len());
             for p in std::mem::take(&mut pending) {
                 let need = p.want.memory_mib;
-                if need == 0 || self.available(&p.want.to) >= need {
-                    let deps = self.take(&p.want.to, need);
+                let apart = self.guard.admit(&p.want.vm, &p.from, &p.want.to);
+                if let (true, Ok(apart)) = (need == 0 || self.available(&p.want.to) >= need, apart)
+                {
+                    let mut deps = self.take(&p.want.to, need);
+                    deps.extend(apart);
                     let to = p.want.to.clone();
                     self.push_move(&p, &to, deps, p.want.reason);
                     progressed = true;
@@ -179,6 +188,17 @@ impl<'a> Builder<'a> {
             }
             if !self.hop_one(&mut pending) {
                 for p in pending.drain(..) {
+                    if let Err(rule) = self.guard.admit(&p.want.vm, &p.from, &p.want.to) {
+                        self.blocked.push(Blocked {
+                            vm: p.want.vm.clone(),
+                            reason: format!(
+                                "{}it cannot go to {} yet ({rule}), and no host can hold one of them meanwhile without breaking the rule",
+                                stranded(&p),
+                                p.want.to
+                            ),
+                        });
+                        continue;
+                    }
                     self.blocked.push(Blocked {
                         vm: p.want.vm.clone(),
                         reason: format!(
@@ -263,7 +283,19 @@ impl<'a> Builder<'a> {
     fn hop_one(&mut self, pending: &mut [Pending]) -> bool {
         let awaited: BTreeSet<&str> = pending.iter().map(|p| p.want.to.as_str()).collect();
         let mut order: Vec<usize> = (0..pending.len())
-            .filter(|i| awaited.contains(pending[*i].from.as_str()))
+            .filter(|i| {
+                let p = &pending[*i];
+                awaited.contains(p.from.as_str())
+                    || (p.prev.is_none()
+                        && !self.guard.is_empty()
+                        && self.guard.in_the_way(
+                            &p.want.vm,
+                            &p.from,
+                            pending
+                                .iter()
+                                .map(|q| (q.want.vm.as_str(), q.want.to.as_str())),
+                        ))
+            })
             .collect();
         order.sort_by(|a, b| {
             pending[*a]
@@ -277,7 +309,11 @@ impl<'a> Builder<'a> {
             let Some(via) = self.hop_host(&p) else {
                 continue;
             };
-            let deps = self.take(&via, p.want.memory_mib);
+            let Ok(apart) = self.guard.admit(&p.want.vm, &p.from, &via) else {
+                continue;
+            };
+            let mut deps = self.take(&via, p.want.memory_mib);
+            deps.extend(apart);
             let id = self.push_move(&p, &via, deps, p.want.reason);
             pending[i].from = via;
             pending[i].prev = Some(id);
@@ -307,6 +343,7 @@ impl<'a> Builder<'a> {
                     && h.cpu_vendor == from.cpu_vendor
                     && self.caps.host(&h.name) > 0
                     && switches.iter().all(|s| h.switches.iter().any(|x| x == s))
+                    && self.guard.admit(&p.want.vm, &p.from, &h.name).is_ok()
                     && self
                         .ledgers
                         .get(&h.name)
@@ -358,6 +395,7 @@ impl<'a> Builder<'a> {
             unmanaged: Vec::new(),
             in_flight: Vec::new(),
             estimated_seconds: 0.0,
+            headroom: Vec::new(),
         }
     }
 }

@@ -149,6 +149,7 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
             name: sp(&h.name),
             maintenance: None,
             max_migrations: None,
+            labels: Default::default(),
         })
         .collect();
     let vms = observed
@@ -156,7 +157,9 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
         .values()
         .map(|v| VmRaw {
             name: sp(&v.name),
-            host: sp(&v.host),
+            host: Some(sp(&v.host)),
+            hosts: None,
+            host_group: None,
             fallback: Vec::new(),
             network_adapters: Some(
                 v.adapters
@@ -214,6 +217,7 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
             policy: None,
             hosts,
             vms,
+            ..PlacementSpec::default()
         }),
         status: Some(Sp::new(status)),
     }

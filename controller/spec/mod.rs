@@ -7,6 +7,7 @@
 
 mod diag;
 mod duration;
+mod intent;
 mod load;
 pub mod model;
 pub mod raw;
