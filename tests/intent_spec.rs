@@ -97,12 +97,33 @@ fn unknown_vms_groups_hosts_and_labels_are_reported_where_written() {
     );
     let e = docs.err();
     assert_eq!(e.diagnostics.len(), 5, "{}", list(&e));
-    expect_at(&e, "vms.yaml", 5, 36, "VM `dc-01` names `hv09`, which is not a declared host");
-    let d = expect_at(&e, "vms.yaml", 6, 33, "host group `prd`, which is not declared");
+    expect_at(
+        &e,
+        "vms.yaml",
+        5,
+        36,
+        "VM `dc-01` names `hv09`, which is not a declared host",
+    );
+    let d = expect_at(
+        &e,
+        "vms.yaml",
+        6,
+        33,
+        "host group `prd`, which is not declared",
+    );
     assert_eq!(d.help.as_deref(), Some("did you mean `prod`?"));
     let d = expect_at(&e, "vms.yaml", 8, 29, "host group `edge` names `hv1`");
-    assert!(d.help.as_deref().is_some_and(|h| h.contains("hv0")), "{d:?}");
-    let d = expect_at(&e, "vms.yaml", 10, 40, "names VM `dc-03`, which is not declared");
+    assert!(
+        d.help.as_deref().is_some_and(|h| h.contains("hv0")),
+        "{d:?}"
+    );
+    let d = expect_at(
+        &e,
+        "vms.yaml",
+        10,
+        40,
+        "names VM `dc-03`, which is not declared",
+    );
     assert_eq!(d.help.as_deref(), Some("did you mean `dc-02`?"));
     let d = expect_at(&e, "vms.yaml", 11, 52, "label `rak`, which no host has");
     assert_eq!(d.help.as_deref(), Some("did you mean `rack`?"));
@@ -139,8 +160,20 @@ fn a_vm_has_exactly_one_of_host_hosts_and_host_group() {
         );
     }
     expect_at(&e, "vms.yaml", 8, 25, "VM `d` has an empty `hosts` list");
-    expect_at(&e, "vms.yaml", 9, 32, "host `hv01` is listed twice for VM `e`");
-    expect_at(&e, "vms.yaml", 10, 15, "`fallback`, which only applies with `host`");
+    expect_at(
+        &e,
+        "vms.yaml",
+        9,
+        32,
+        "host `hv01` is listed twice for VM `e`",
+    );
+    expect_at(
+        &e,
+        "vms.yaml",
+        10,
+        15,
+        "`fallback`, which only applies with `host`",
+    );
 }
 
 #[test]
@@ -200,7 +233,13 @@ fn contradictory_rules_are_reported_with_both_rules() {
         15,
         "rule `odd` must have exactly one of `separate` and `together`",
     );
-    expect_at(&e, "vms.yaml", 17, 32, "rule `alone` needs at least two VMs");
+    expect_at(
+        &e,
+        "vms.yaml",
+        17,
+        32,
+        "rule `alone` needs at least two VMs",
+    );
     expect_at(&e, "vms.yaml", 18, 49, "`by` belongs to `separate` rules");
 }
 
@@ -229,5 +268,11 @@ fn rule_and_group_names_are_unique() {
     let d = expect_at(&e, "vms.yaml", 5, 15, "host group `prod` is declared twice");
     assert_eq!(d.related.len(), 1);
     expect_at(&e, "vms.yaml", 11, 15, "rule `r` is declared twice");
-    expect_at(&e, "vms.yaml", 12, 23, "`headroom` must be between 0 and 1000, not -1");
+    expect_at(
+        &e,
+        "vms.yaml",
+        12,
+        23,
+        "`headroom` must be between 0 and 1000, not -1",
+    );
 }

@@ -166,7 +166,7 @@ impl<'a> Builder<'a> {
             let mut waiting = Vec::with_capacity(pending.len());
             for p in std::mem::take(&mut pending) {
                 let need = p.want.memory_mib;
-                let apart = self.guard.admit(&p.want.vm, &p.from, &p.want.to);
+                let apart = self.guard.admit(&p.want.vm, &p.want.to);
                 if let (true, Ok(apart)) = (need == 0 || self.available(&p.want.to) >= need, apart)
                 {
                     let mut deps = self.take(&p.want.to, need);
@@ -188,7 +188,7 @@ impl<'a> Builder<'a> {
             }
             if !self.hop_one(&mut pending) {
                 for p in pending.drain(..) {
-                    if let Err(rule) = self.guard.admit(&p.want.vm, &p.from, &p.want.to) {
+                    if let Err(rule) = self.guard.admit(&p.want.vm, &p.want.to) {
                         self.blocked.push(Blocked {
                             vm: p.want.vm.clone(),
                             reason: format!(
@@ -285,7 +285,9 @@ impl<'a> Builder<'a> {
         let mut order: Vec<usize> = (0..pending.len())
             .filter(|i| {
                 let p = &pending[*i];
-                awaited.contains(p.from.as_str())
+                // With separate rules, a VM hops at most once: a wait on a
+                // rule is not memory, and hopping on would never end.
+                (awaited.contains(p.from.as_str()) && (self.guard.is_empty() || p.prev.is_none()))
                     || (p.prev.is_none()
                         && !self.guard.is_empty()
                         && self.guard.in_the_way(
@@ -309,7 +311,7 @@ impl<'a> Builder<'a> {
             let Some(via) = self.hop_host(&p) else {
                 continue;
             };
-            let Ok(apart) = self.guard.admit(&p.want.vm, &p.from, &via) else {
+            let Ok(apart) = self.guard.admit(&p.want.vm, &via) else {
                 continue;
             };
             let mut deps = self.take(&via, p.want.memory_mib);
@@ -343,7 +345,8 @@ impl<'a> Builder<'a> {
                     && h.cpu_vendor == from.cpu_vendor
                     && self.caps.host(&h.name) > 0
                     && switches.iter().all(|s| h.switches.iter().any(|x| x == s))
-                    && self.guard.admit(&p.want.vm, &p.from, &h.name).is_ok()
+                    && self.guard.admit(&p.want.vm, &h.name).is_ok()
+                    && self.guard.leaves(&p.want.vm, &p.from, &h.name)
                     && self
                         .ledgers
                         .get(&h.name)

@@ -84,15 +84,15 @@ impl Guard {
 
     /// Whether `vm` may start a move to `to` now. `Ok`: the moves it must
     /// wait for; `Err`: why not yet (a member there that has not left).
-    pub fn admit(&self, vm: &str, from: &str, to: &str) -> Result<BTreeSet<u32>, String> {
+    pub fn admit(&self, vm: &str, to: &str) -> Result<BTreeSet<u32>, String> {
         let mut deps = BTreeSet::new();
         for ri in self.member_of.get(vm).into_iter().flatten() {
             let Some(place) = self.place(*ri, to) else {
                 continue;
             };
-            if self.place(*ri, from).as_ref() == Some(&place) {
-                continue;
-            }
+            // Also within its own place: a member moving inside a place it
+            // already shares (a break the plan inherited) waits until the
+            // other has left, so no arrival ever joins another member.
             for (other, leave) in self.occ[*ri].get(&place).into_iter().flatten() {
                 if other == vm {
                     continue;
@@ -166,6 +166,15 @@ impl Guard {
             }
         }
         false
+    }
+
+    /// Whether a move of `vm` from `from` to `to` takes it out of its place
+    /// under every rule it is in (a hop that helps another member in).
+    pub fn leaves(&self, vm: &str, from: &str, to: &str) -> bool {
+        self.member_of.get(vm).into_iter().flatten().all(|ri| {
+            let here = self.place(*ri, from);
+            here.is_none() || self.place(*ri, to) != here
+        })
     }
 
     /// Whether any rule is tracked.
