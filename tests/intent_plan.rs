@@ -297,10 +297,23 @@ spec:
     );
     assert_eq!(m[0].3, Reason::Maintenance);
 
-    // Shrink hv04 so that a cannot leave, and make c fit only into the
-    // pair: c is blocked by the pair's headroom, by name.
+    // Shrink hv04 so that c fits only into the pair. Leaving maintenance,
+    // c goes there anyway (the host must be emptied), and the pair is
+    // reported short.
     let small = fleet.replace("hv04, memoryGiB: 128", "hv04, memoryGiB: 16");
     let (_, desired, observed) = load(&small, &placement(1)).unwrap_or_else(|e| panic!("{e}"));
+    let p = plan::plan(&desired, &observed);
+    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+    let m = moves(&p);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(m[0].2 == "hv01" || m[0].2 == "hv02", "{m:?}");
+    let pair = p.headroom.iter().find(|h| h.group == "pair").expect("pair");
+    assert!(pair.margin_mib < 0, "{pair:?}");
+
+    // Without maintenance, c must still leave hv03 (not among its hosts):
+    // that move keeps headroom, so c is blocked by it, by name.
+    let placement = placement(1).replace("hv03, maintenance: true", "hv03");
+    let (_, desired, observed) = load(&small, &placement).unwrap_or_else(|e| panic!("{e}"));
     let p = plan::plan(&desired, &observed);
     let blocked: Vec<&str> = p.blocked.iter().map(|b| b.vm.as_str()).collect();
     assert_eq!(blocked, ["c"], "{:?}", p.blocked);
@@ -1035,4 +1048,83 @@ proptest! {
             }
         }
     }
+}
+
+// ------------------------------------------------------------- the example
+
+#[test]
+fn the_intent_example_moves_one_vm_per_broken_intent() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/intent");
+    let desired = spec::load(std::slice::from_ref(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    let fleet = desired.fleets.first().expect("the example's fleet").clone();
+    let observed = runtime()
+        .block_on(async { Sim::in_memory(&fleet).observe().await })
+        .expect("observe");
+    let p = plan::plan(&desired, &observed);
+    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+    let m: Vec<(String, String, String, Reason)> = moves(&p)
+        .into_iter()
+        .map(|(vm, from, to, reason, _, _)| (vm, from, to, reason))
+        .collect();
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        m,
+        vec![
+            (s("app-01"), s("hv03"), s("hv04"), Reason::Rule),
+            (s("dc-02"), s("hv02"), s("hv06"), Reason::Rule),
+            (s("sql-01"), s("hv05"), s("hv03"), Reason::Maintenance),
+            (s("web-02"), s("hv03"), s("hv01"), Reason::Rule),
+        ]
+    );
+    let groups: Vec<(&str, i64)> = p
+        .headroom
+        .iter()
+        .map(|h| (h.group.as_str(), h.margin_mib / 1024))
+        .collect();
+    assert_eq!(groups, [("prod", 568), ("web", 88), ("*", 568)]);
+    let replayed = replay(&fleet, &desired, 3).unwrap_or_else(|e| panic!("{e}"));
+    for r in &replayed {
+        check_separate_at_every_moment(r, &desired).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(replayed.last().is_some_and(|r| r.plan.in_sync));
+}
+
+#[test]
+fn plan_explain_prints_every_candidate_with_its_verdict() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/intent");
+    let out = assert_cmd::Command::cargo_bin("berth")
+        .expect("the berth binary")
+        .arg("plan")
+        .arg(&dir)
+        .args(["--explain", "dc-02"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run berth");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("dc-02 may run on 6 hosts (host group prod); it is on hv02, and the plan moves it to hv06."), "{text}");
+    assert!(
+        text.contains("  hv01  no: rule dcs-apart: dc-01 is on rack r1\n"),
+        "{text}"
+    );
+    assert!(text.contains("  hv05  no: in maintenance\n"), "{text}");
+    assert!(text.contains("  hv06  fits (chosen)\n"), "{text}");
+    // A pinned VM has nothing to choose; an unknown one is an error.
+    let pinned = assert_cmd::Command::cargo_bin("berth")
+        .expect("the berth binary")
+        .arg("plan")
+        .arg(&dir)
+        .args(["--explain", "file-01"])
+        .output()
+        .expect("run berth");
+    assert!(pinned.status.success());
+    assert!(String::from_utf8_lossy(&pinned.stdout).contains("file-01 is pinned to hv01"));
+    let unknown = assert_cmd::Command::cargo_bin("berth")
+        .expect("the berth binary")
+        .arg("plan")
+        .arg(&dir)
+        .args(["--explain", "nope"])
+        .output()
+        .expect("run berth");
+    assert_eq!(unknown.status.code(), Some(1));
 }

@@ -6,21 +6,18 @@ use std::fmt::Write as _;
 use super::*;
 
 impl Solver<'_> {
+    /// Why the unit's host: "to hv03, the least used of ...".
     pub(super) fn why_here(&self, u: usize) -> String {
         let Some(h) = self.at[u] else {
             return String::new();
         };
         let unit = &self.units[u];
-        let others = unit.allowed.len().saturating_sub(1);
         let pct = self.load[h].saturating_mul(100) / self.hosts[h].obs.memory_mib.max(1);
         let mut s = format!("to {}", self.host_name(h));
-        if unit.members.len() > 1 {
-            let (moves, _) = self.cost(u, h);
-            if moves < unit.members.len() {
-                write!(s, ", where the rest of its together set is").ok();
-            }
-        }
-        if others == 0 {
+        let (moves, _) = self.cost(u, h);
+        if unit.members.len() > 1 && moves < unit.members.len() {
+            write!(s, ", where the rest of its together set is").ok();
+        } else if unit.allowed.len() <= 1 {
             write!(s, ", its only allowed host").ok();
         } else {
             write!(

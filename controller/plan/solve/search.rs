@@ -232,6 +232,13 @@ impl Solver<'_> {
             let mut moved = Vec::new();
             let mut protect = vec![u];
             let placed = self.eject_any(u, avoid, 2, &mut moved, &mut protect);
+            // A VM leaving maintenance takes a host even when that costs a
+            // group its headroom: the host must be emptied.
+            let placed = placed
+                || (need[u]
+                    .as_ref()
+                    .is_some_and(|x| x.reason == Reason::Maintenance)
+                    && self.place_despite_headroom(u));
             if placed {
                 let name = self.unit_names(u);
                 let reason = need[u].as_ref().map_or(Reason::Placement, |x| x.reason);
@@ -437,6 +444,27 @@ impl Solver<'_> {
             protect.truncate(protect_len);
         }
         false
+    }
+
+    /// Places `u` on the best allowed host whose only lack is headroom.
+    fn place_despite_headroom(&mut self, u: usize) -> bool {
+        let best = self.units[u]
+            .allowed
+            .iter()
+            .copied()
+            .filter(|h| {
+                self.lacks(u, *h, None, &[])
+                    .iter()
+                    .all(|l| l.starts_with("headroom"))
+            })
+            .min_by_key(|h| (self.cost(u, *h), self.use_after(u, *h), *h));
+        match best {
+            Some(h) => {
+                self.set(u, Some(h));
+                true
+            }
+            None => false,
+        }
     }
 
     pub(super) fn together_rule(&self, u: usize) -> String {
