@@ -64,7 +64,7 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
                 name: name.clone(),
                 memory_mib: 512 * 1024,
                 max_migrations: 2,
-                cpu_vendor: if g % 2 == 0 {
+                cpu_vendor: if g.is_multiple_of(2) {
                     CpuVendor::Intel
                 } else {
                     CpuVendor::Amd
@@ -79,7 +79,7 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
             HostSpec {
                 name,
                 // The first host of every group is in maintenance.
-                maintenance: i % GROUP == 0,
+                maintenance: i.is_multiple_of(GROUP),
                 max_migrations: None,
                 labels: [("rack".to_string(), format!("r{}", i / RACK))].into(),
                 origin: Origin::default(),
@@ -103,7 +103,7 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
         .map(|_| {
             loop {
                 let h = rng.below(hosts);
-                if h % GROUP != 0 {
+                if !h.is_multiple_of(GROUP) {
                     break h;
                 }
             }
@@ -155,7 +155,7 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
     desired.intent.rules = rule_specs;
     // Choosers on a host in maintenance: one in 20 of those not in rules.
     for (i, h) in host_of.iter_mut().enumerate().take(choosers).skip(next) {
-        if i % 20 == 0 {
+        if i.is_multiple_of(20) {
             *h = (*h / GROUP) * GROUP;
             bound += 1;
         }
