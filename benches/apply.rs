@@ -327,6 +327,7 @@ fn baseline_makespan(s: &Scenario) -> f64 {
                         from: from.clone(),
                         to: to.clone(),
                         kind: MoveKind::Live,
+                        storage_path: None,
                     };
                     jobs.push(sim.start_move(&req).await.expect("requested"));
                 }

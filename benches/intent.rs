@@ -71,6 +71,10 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
                 },
                 switches: vec!["Prod".into()],
                 migration_rate_mibps: Some(1000.0),
+                max_storage_migrations: 2,
+                network_mibps: None,
+                volumes: Vec::new(),
+                cluster: None,
                 reachable: true,
             },
         );
@@ -174,6 +178,8 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
                 migrating_to: None,
                 job: None,
                 adapters: Vec::new(),
+                disks: Vec::new(),
+                clustered: false,
             },
         );
         let choice = (i < choosers).then(|| Choice {

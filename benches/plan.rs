@@ -92,6 +92,10 @@ fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
                 switches: vec!["Prod".into(), "Mgmt".into()],
                 migration_rate_mibps: Some(if i % 10 == 0 { 100.0 } else { 1000.0 }),
                 reachable: true,
+                max_storage_migrations: 2,
+                network_mibps: None,
+                volumes: Vec::new(),
+                cluster: None,
             },
         );
         desired.hosts.insert(
@@ -138,6 +142,8 @@ fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
                 operation: None,
                 migrating_to: None,
                 job: None,
+                disks: Vec::new(),
+                clustered: false,
                 adapters: vec![ObservedAdapter {
                     name: "Network Adapter".into(),
                     switch: Some("Prod".into()),

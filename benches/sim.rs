@@ -104,6 +104,7 @@ fn main() {
                 from: format!("hv{from:04}"),
                 to: format!("hv{:04}", (from + 1) % hosts),
                 kind: MoveKind::Live,
+                storage_path: None,
             };
             world.request_move(&req).expect("requested");
         }
@@ -135,6 +136,7 @@ fn main() {
                 from: format!("hv{from:04}"),
                 to: format!("hv{:04}", (from + 1) % hosts),
                 kind: MoveKind::Live,
+                storage_path: None,
             };
             let job = sim.start_move(&req).await.expect("requested");
             sim.wait_job(&job).await.expect("moved");

@@ -277,6 +277,7 @@ fn a_move_already_running_is_followed_not_issued_again() {
             from: "hv01".into(),
             to: "hv02".into(),
             kind: MoveKind::Live,
+            storage_path: None,
         })
         .await
         .expect("started");

@@ -477,14 +477,14 @@ async fn execute(sim: &Arc<Sim>, plan: &Plan, caps: &Caps) -> Result<(), String>
     Ok(())
 }
 
-/// Fields of a move request beyond vm, from, to and kind (none today; other
-/// branches add some).
+/// Fields of a move request beyond vm, from, to and kind.
 fn request_defaults() -> MoveRequest {
     MoveRequest {
         vm: String::new(),
         from: String::new(),
         to: String::new(),
         kind: berth::provider::MoveKind::Offline,
+        storage_path: None,
     }
 }
 

@@ -441,6 +441,7 @@ async fn execute(sim: &Arc<Sim>, plan: &Plan, caps: &Caps) -> Result<(), String>
                         from: from.clone(),
                         to: to.clone(),
                         kind: *method,
+                        storage_path: None,
                     };
                     let job = sim.start_move(&request).await.map_err(failed)?;
                     let sim = Arc::clone(sim);

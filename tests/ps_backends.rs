@@ -75,6 +75,7 @@ impl Fake {
         };
         HyperV::with_session(settings, self.config(transport))
             .with_poll_interval(Duration::from_millis(1))
+            .with_cluster_grace(Duration::ZERO)
     }
 
     fn scvmm(&self, transport: Transport) -> Scvmm {
@@ -135,6 +136,7 @@ fn mv(vm: &str, from: &str, to: &str) -> MoveRequest {
         from: from.into(),
         to: to.into(),
         kind: MoveKind::Live,
+        storage_path: None,
     }
 }
 
@@ -161,7 +163,7 @@ async fn observe_asks_every_host_and_maps_the_answers() {
     let fake = Fake::new(json!({
         "hv_observe": [
             {"reply": fixture("hv_observe_ps51.json")},
-            {"reply": fixture("hv_observe_ps7_strings.json")},
+            {"reply": fixture("hv_observe_ps7.json")},
             {"reply": {"vms": {"Name": "mig-01", "State": 9, "PrimaryOperationalStatus": 2}}}
         ]
     }));
@@ -249,7 +251,8 @@ async fn a_move_is_started_as_a_job_and_followed_to_its_end() {
             {"reply": {"state": "running", "error": null}},
             {"reply": {"state": "running", "error": null}},
             {"reply": {"state": "completed", "error": null}}
-        ]
+        ],
+        "hv_observe": {"reply": {"vms": {"Name": "web-01", "State": 2, "PrimaryOperationalStatus": 2}}}
     }));
     let mut paths = BTreeMap::new();
     paths.insert("hv02".to_string(), "D:\\VMs".to_string());
@@ -267,7 +270,14 @@ async fn a_move_is_started_as_a_job_and_followed_to_its_end() {
     );
     assert_eq!(
         moves[0]["args"],
-        json!({"vm": "web-01", "to": "hv02", "includeStorage": true, "storagePath": "D:\\VMs", "clusterMigrationType": "Live"})
+        json!({"vm": "web-01", "to": "hv02", "includeStorage": true, "storagePath": "D:\\VMs\\web-01", "clusterMigrationType": "Live"}),
+        "the settings' path is the default folder, each VM in its own"
+    );
+    let checks = fake.requests_for("hv_observe");
+    assert_eq!(
+        (checks[0]["target"].clone(), checks[0]["args"]["vm"].clone()),
+        (json!("hv02"), json!("web-01")),
+        "a completed job is confirmed on the destination"
     );
     let polls = fake.requests_for("hv_job");
     assert_eq!(polls.len(), 3);
@@ -689,4 +699,173 @@ async fn a_failed_vmm_job_is_classified_by_its_error() {
         "{}",
         e.message
     );
+}
+
+// ------------------------------------------------------------ fidelity (#12)
+
+#[tokio::test]
+async fn a_completed_job_is_done_only_when_the_vm_is_on_the_destination() {
+    // Move-VM's job can end Completed although the move failed; the VM
+    // itself says whether it moved.
+    let fake = Fake::new(json!({
+        "hv_move": {"reply": {"kind": "job", "jobId": 3}},
+        "hv_job": {"reply": {"state": "completed", "jobState": "Completed", "error": null, "errors": 0}},
+        "hv_observe": [
+            {"reply": {"vms": null}},
+            {"reply": {"vms": {"Name": "web-01", "State": 2, "PrimaryOperationalStatus": 2}}}
+        ]
+    }));
+    let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
+    let e = p.wait_job(&job).await.expect_err("not moved");
+    assert_eq!(e.class, ErrorClass::Retryable);
+    assert!(e.message.contains("still on hv01"), "{}", e.message);
+    let checks = fake.requests_for("hv_observe");
+    assert_eq!(checks[0]["target"], "hv02");
+    assert_eq!(checks[1]["target"], "hv01");
+}
+
+#[tokio::test]
+async fn a_job_with_errors_in_its_error_stream_fails_with_their_class() {
+    // hv_job reports a Completed job whose Error stream holds records as
+    // failed; the record is classified like any other.
+    let fake = Fake::new(json!({
+        "hv_move": {"reply": {"kind": "job", "jobId": 4}},
+        "hv_job": {"reply": {"state": "failed", "jobState": "Completed", "errors": 1, "error": {
+            "category": "InvalidOperation",
+            "message": "The operation cannot be performed while the virtual machine is being backed up.",
+            "fullyQualifiedErrorId": "OperationFailed,Microsoft.HyperV.PowerShell.Commands.MoveVM"
+        }}}
+    }));
+    let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
+    let e = p.wait_job(&job).await.expect_err("failed");
+    assert_eq!(e.class, ErrorClass::Wait(WaitReason::BackupInProgress));
+}
+
+#[tokio::test]
+async fn a_cluster_move_the_cluster_still_has_is_not_judged() {
+    // Move-ClusterVirtualMachineRole -Wait 0 returns at once; the cluster
+    // may queue the move. While its group is Pending the VM staying on its
+    // source is no failure.
+    let fake = Fake::new(json!({
+        "hv_move": {"reply": {"kind": "cluster", "jobId": null}},
+        "hv_observe": [
+            {"reply": {"vms": null}},
+            {"reply": {"vms": {"Name": "web-01", "State": 2, "IsClustered": true},
+                       "cluster": {"Name": "CL1"},
+                       "groups": {"Name": "web-01", "State": 4, "OwnerNode": "hv01"}}},
+            {"reply": {"vms": {"Name": "web-01", "State": 2, "IsClustered": true}}}
+        ]
+    }));
+    let p = fake.hyperv(&["hv01", "hv02"], Transport::WinRm);
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
+    p.wait_job(&job).await.expect("the cluster carried it out");
+    assert_eq!(fake.requests_for("hv_move").len(), 1, "never asked twice");
+}
+
+#[tokio::test]
+async fn a_cluster_move_gets_a_grace_period_before_it_is_judged() {
+    let fake = Fake::new(json!({
+        "hv_move": {"reply": {"kind": "cluster", "jobId": null}},
+        "hv_observe": [
+            {"reply": {"vms": null}},
+            {"reply": {"vms": {"Name": "web-01", "State": 2, "IsClustered": true}}},
+            {"reply": {"vms": {"Name": "web-01", "State": 2, "IsClustered": true}}}
+        ]
+    }));
+    let p = fake
+        .hyperv(&["hv01", "hv02"], Transport::WinRm)
+        .with_cluster_grace(Duration::from_secs(3600));
+    let job = p
+        .start_move(&mv("web-01", "hv01", "hv02"))
+        .await
+        .expect("started");
+    p.wait_job(&job).await.expect("arrived within the grace");
+}
+
+#[tokio::test]
+async fn a_move_with_storage_goes_to_the_folder_the_planner_chose() {
+    let fake = Fake::new(json!({"hv_move": {"reply": {"kind": "job", "jobId": 1}}}));
+    let mut paths = BTreeMap::new();
+    paths.insert("hv02".to_string(), "E:\\Ignored".to_string());
+    let p = fake.hyperv_with(&["hv01", "hv02"], Transport::Local, paths);
+    let mut request = mv("web-01", "hv01", "hv02");
+    request.storage_path = Some("D:\\VMs\\web-01".into());
+    p.start_move(&request).await.expect("started");
+    let other = mv("db-01", "hv01", "hv03");
+    p.start_move(&other).await.expect("started");
+    let moves = fake.requests_for("hv_move");
+    assert_eq!(moves[0]["args"]["includeStorage"], true);
+    assert_eq!(moves[0]["args"]["storagePath"], "D:\\VMs\\web-01");
+    assert_eq!(
+        moves[1]["args"]["includeStorage"], false,
+        "no path: a live move"
+    );
+    assert_eq!(moves[1]["args"]["storagePath"], Value::Null);
+}
+
+#[tokio::test]
+async fn icmp_goes_out_as_a_protocol_number_and_idle_timeouts_only_when_declared() {
+    let fake = Fake::new(json!({}));
+    let p = fake.hyperv(&["hv01"], Transport::Local);
+    let mut icmp = acl();
+    icmp.protocol = ProtocolMatch::Number(1);
+    icmp.idle_session_timeout = 0;
+    p.add_acl("web-01", "Network Adapter", &icmp)
+        .await
+        .expect("add");
+    let mut v6 = acl();
+    v6.protocol = ProtocolMatch::Number(58);
+    v6.stateful = false;
+    v6.idle_session_timeout = 0;
+    p.add_acl("web-01", "Network Adapter", &v6)
+        .await
+        .expect("add");
+    let adds = fake.requests_for("hv_add_acl");
+    assert_eq!(adds[0]["args"]["acl"]["protocol"], "1");
+    assert_eq!(adds[0]["args"]["acl"]["idleSessionTimeout"], Value::Null);
+    assert_eq!(adds[1]["args"]["acl"]["protocol"], "58");
+    assert_eq!(adds[1]["args"]["acl"]["idleSessionTimeout"], Value::Null);
+}
+
+#[tokio::test]
+async fn vmm_moves_with_storage_give_vmm_the_parent_folder() {
+    let fake = scvmm_fake(json!({
+        "scvmm_move": {"reply": {"jobId": "5c6d7e8f-0000-4000-8000-000000000003", "dismissed": false}}
+    }));
+    let p = fake.scvmm(Transport::Local);
+    let mut request = mv("web-01", "hv01", "hv02");
+    request.storage_path = Some("D:\\VMs\\web-01".into());
+    p.start_move(&request).await.expect("started");
+    assert_eq!(
+        fake.requests_for("scvmm_move")[0]["args"]["path"],
+        "D:\\VMs",
+        "VMM makes the VM's own folder under -Path"
+    );
+}
+
+#[tokio::test]
+async fn vmm_observe_reads_storage_limits_disks_volumes_and_clusters() {
+    let fake = scvmm_fake(json!({}));
+    let p = fake.scvmm(Transport::Local);
+    let observed = p.observe().await.expect("observe");
+    let hv01 = &observed.hosts["hv01"];
+    assert_eq!(hv01.max_storage_migrations, 3);
+    assert_eq!(hv01.cluster, None);
+    assert_eq!(observed.hosts["hv02"].cluster.as_deref(), Some("CL1"));
+    let web = &observed.vms["web-01"];
+    assert_eq!(web.disks.len(), 2);
+    assert_eq!(web.local_disk_mib(), 40 * 1024 + 100 * 1024);
+    assert!(observed.vms["far-01"].clustered);
+    assert_eq!(observed.vms["far-01"].local_disk_mib(), 0, "on a CSV");
 }

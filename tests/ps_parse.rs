@@ -94,8 +94,11 @@ fn windows_powershell_output_with_numeric_enums() {
     assert_eq!(mig.operation, Some(VmOperation::Migrating));
     assert_eq!(
         view.outgoing,
-        [("mig-01".to_string(), "HV02.contoso.com".to_string())],
-        "running migrations only; the completed one is ignored"
+        [
+            ("mig-01".to_string(), "HV02.contoso.com".to_string()),
+            ("db-01".to_string(), "hv03".to_string())
+        ],
+        "running migrations only (JobState 11, Service, is running); the completed one is ignored"
     );
     assert_eq!(view.macs.len(), 3);
 }
@@ -118,24 +121,37 @@ fn a_running_migration_names_its_destination_among_the_configured_hosts() {
 }
 
 #[test]
-fn powershell_7_output_with_enum_names_single_objects_and_strings() {
-    let view = parse_host_report("hv02", &fixture("hv_observe_ps7_strings.json")).expect("parses");
+fn powershell_7_output_numbers_enumerations_too() {
+    // ConvertTo-Json writes enumerations as numbers in PowerShell 7 as in
+    // 5.1 (names only with -EnumsAsStrings, which berth does not use).
+    let view = parse_host_report("hv02", &fixture("hv_observe_ps7.json")).expect("parses");
     let host = view.host.as_ref().expect("host");
-    assert_eq!(host.memory_mib, 128 * 1024, "a number written as a string");
+    assert_eq!(host.memory_mib, 128 * 1024);
     assert_eq!(host.max_migrations, 2);
     assert_eq!(host.cpu_vendor, CpuVendor::Amd);
-    assert_eq!(host.switches, ["Prod"], "one switch written as an object");
-    assert_eq!(view.vms.len(), 1, "one VM written as an object");
+    assert_eq!(host.switches, ["Prod"]);
+    assert_eq!(host.cluster.as_deref(), Some("CL2"));
+    assert!(
+        host.volumes.is_empty(),
+        "only a CSV under the VM path: shared"
+    );
+    assert_eq!(view.vms.len(), 1);
     let solo = vm(&view, "solo");
     assert_eq!(solo.state, PowerState::Saved);
     assert_eq!(solo.memory_mib, 1024);
     assert_eq!(solo.operation, None);
+    assert!(solo.clustered);
+    assert_eq!(solo.disks.len(), 1);
+    assert_eq!(solo.disks[0].volume, None, "a CSV is shared storage");
+    assert_eq!(solo.local_disk_mib(), 0);
     let nic = adapter(solo, "Network Adapter");
     assert_eq!(
         nic.switch.as_deref(),
         Some("Prod"),
         "no Connected property: SwitchName decides"
     );
+    assert_eq!(view.groups.len(), 1);
+    assert!(!view.groups[0].pending, "Online");
     assert_eq!(nic.vlan_id, Some(42));
     assert_eq!(
         rules(nic),
@@ -195,6 +211,10 @@ fn malformed_output_is_an_error_not_a_guess() {
         json!({"vms": [{"Name": "x", "MemoryAssigned": -5}]}),
         json!({"acls": [{"Direction": 1, "Action": 1, "AdapterId": "a"}]}),
         json!({"acls": [{"Direction": 9, "Action": 1, "Weight": 1, "AdapterId": "a"}]}),
+        // VMNetworkAdapterExtendedAclDirection has no Both (3): a rule that
+        // applies both ways is listed once per direction.
+        json!({"acls": [{"Direction": 3, "Action": 1, "Weight": 1, "AdapterId": "a"}]}),
+        json!({"acls": [{"Direction": "Both", "Action": 1, "Weight": 1, "AdapterId": "a"}]}),
         json!({"acls": [{"Direction": 1, "Action": 3, "Weight": 1, "AdapterId": "a"}]}),
         json!({"acls": [{"Direction": 1, "Action": 1, "Weight": 1}]}),
         json!({"acls": [{"Direction": 1, "Action": 1, "Weight": 1, "AdapterId": "a", "RemoteIPAddress": "not-an-ip"}]}),
@@ -341,4 +361,167 @@ fn mac_addresses_normalise() {
     assert_eq!(normalise_mac("00:15:5d:01:02:03"), "00155D010203");
     assert_eq!(normalise_mac("00-15-5D-01-02-03"), "00155D010203");
     assert_eq!(normalise_mac("00155d010203"), "00155D010203");
+}
+
+#[test]
+fn storage_limits_disks_and_volumes_from_windows_powershell() {
+    let view = parse_host_report("hv01", &fixture("hv_observe_ps51.json")).expect("parses");
+    let host = view.host.as_ref().expect("host");
+    assert_eq!(host.max_storage_migrations, 3, "MaximumStorageMigrations");
+    assert_eq!(host.cluster, None);
+    let volumes: Vec<(&str, u64)> = host
+        .volumes
+        .iter()
+        .map(|v| (v.path.as_str(), v.free_mib))
+        .collect();
+    assert_eq!(
+        volumes,
+        [
+            (r"D:\Hyper-V\Virtual Hard Disks", 800 * 1024),
+            (r"E:\", 200 * 1024)
+        ],
+        "the volume under the VM folders (named by it) and the one holding a disk; \
+         not C:, F:, the CSV or an unmounted volume"
+    );
+    let web = vm(&view, "web-01");
+    let disks: Vec<(&str, u64, Option<&str>)> = web
+        .disks
+        .iter()
+        .map(|d| (d.path.as_str(), d.size_mib, d.volume.as_deref()))
+        .collect();
+    assert_eq!(
+        disks,
+        [
+            (
+                r"D:\Hyper-V\Virtual Hard Disks\web-01.vhdx",
+                40 * 1024,
+                Some(r"D:\Hyper-V\Virtual Hard Disks")
+            ),
+            (r"E:\Data\web-01-data.vhdx", 100 * 1024, Some(r"E:\")),
+        ],
+        "a dynamic disk takes its FileSize, a fixed one its Size"
+    );
+    let db = vm(&view, "db-01");
+    assert_eq!(db.disks.len(), 1, "a pass-through disk has no file");
+    assert_eq!(db.disks[0].volume, None, "an SMB share is shared storage");
+    assert_eq!(vm(&view, "app-01").local_disk_mib(), 0, "a CSV is shared");
+}
+
+#[test]
+fn cim_job_state_service_counts_as_running() {
+    // CIM_ConcreteJob.JobState 11 is Service, 12 Query Pending: running.
+    let view = parse_host_report("hv01", &fixture("hv_observe_ps51.json")).expect("parses");
+    assert!(
+        view.outgoing
+            .iter()
+            .any(|(vm, to)| vm == "db-01" && to == "hv03"),
+        "{:?}",
+        view.outgoing
+    );
+}
+
+#[test]
+fn windows_server_2012_r2_numbers_vm_states_differently() {
+    let report = |build: &str, state: u32| {
+        json!({"os": {"Version": "x", "BuildNumber": build},
+               "vms": [{"Name": "x", "State": state}]})
+    };
+    let state = |build: &str, n: u32| {
+        parse_host_report("hv01", &report(build, n))
+            .expect("parses")
+            .vms[0]
+            .state
+    };
+    // 2012 R2 (build 9600): OffCritical 32782, SavedCritical 32784,
+    // PausedCritical 32785, FastSavedCritical 32791.
+    assert_eq!(state("9600", 32782), PowerState::Off);
+    assert_eq!(state("9600", 32784), PowerState::Saved);
+    assert_eq!(state("9600", 32785), PowerState::Paused);
+    assert_eq!(state("9600", 32791), PowerState::Saved);
+    assert_eq!(state("9600", 32781), PowerState::Running, "RunningCritical");
+    // 2016 and later: 32782 ForceReboot, 32784 ComponentServicing,
+    // 32785 RunningCritical, 32786 OffCritical.
+    assert_eq!(state("20348", 32782), PowerState::Running);
+    assert_eq!(state("20348", 32785), PowerState::Running);
+    assert_eq!(state("20348", 32786), PowerState::Off);
+    // The name, when sent, decides whatever the number.
+    let named = json!({"os": {"BuildNumber": "9600"},
+                       "vms": [{"Name": "x", "State": 32786, "StateName": "StartingCritical"}]});
+    assert_eq!(
+        parse_host_report("hv01", &named).expect("parses").vms[0].state,
+        PowerState::Running
+    );
+}
+
+#[test]
+fn vmm_reports_storage_limits_volumes_disks_and_clusters() {
+    let view = parse_scvmm_report(&fixture("scvmm_observe.json")).expect("parses");
+    let (hv01, _) = &view.hosts[0];
+    assert_eq!(hv01.max_storage_migrations, 3);
+    let volumes: Vec<&str> = hv01.volumes.iter().map(|v| v.path.as_str()).collect();
+    assert_eq!(volumes, [r"D:\VMs", r"E:\"]);
+    let (hv02, _) = &view.hosts[1];
+    assert_eq!(hv02.max_storage_migrations, 2, "not reported: the default");
+    assert_eq!(hv02.cluster.as_deref(), Some("CL1"));
+    assert!(hv02.volumes.is_empty(), "a CSV is shared storage");
+    let web = view.vms.iter().find(|v| v.vm.name == "web-01").unwrap();
+    let disks: Vec<(u64, Option<&str>)> = web
+        .vm
+        .disks
+        .iter()
+        .map(|d| (d.size_mib, d.volume.as_deref()))
+        .collect();
+    assert_eq!(
+        disks,
+        [(40 * 1024, Some(r"D:\VMs")), (100 * 1024, Some(r"E:\"))]
+    );
+    let far = view.vms.iter().find(|v| v.vm.name == "far-01").unwrap();
+    assert!(far.vm.clustered, "IsHighlyAvailable");
+    assert_eq!(far.vm.disks[0].volume, None);
+}
+
+#[test]
+fn vmm_adapters_with_dynamic_macs_join_by_name_never_by_zeros() {
+    // Never-started VMs with dynamic MACs report 00:00:00:00:00:00 for
+    // every adapter: joining by MAC would pair them at random.
+    let host = parse_host_report(
+        "hv01",
+        &json!({
+            "vms": [{"Name": "new-01", "Id": "6b6b6b6b-0000-4000-8000-000000000001", "State": 3}],
+            "adapters": [
+                {"Name": "Front", "Id": "Microsoft:6B6B6B6B-0000-4000-8000-000000000001\\AAAA", "VMId": "6b6b6b6b-0000-4000-8000-000000000001", "MacAddress": "000000000000"},
+                {"Name": "Back", "Id": "Microsoft:6B6B6B6B-0000-4000-8000-000000000001\\BBBB", "VMId": "6b6b6b6b-0000-4000-8000-000000000001", "MacAddress": "000000000000"}
+            ]
+        }),
+    )
+    .expect("parses");
+    let vmm = json!({"vms": [{"Name": "new-01", "VMId": "6b6b6b6b-0000-4000-8000-000000000001", "HostName": "hv01", "Adapters": [
+        {"ID": "vmm-back", "Name": "Back", "MACAddress": "00:00:00:00:00:00", "VMNetwork": "Back-Net"},
+        {"ID": "vmm-front", "Name": "Front", "MACAddress": "00:00:00:00:00:00", "VMNetwork": "Front-Net"}
+    ]}]});
+    let mut view = parse_scvmm_report(&vmm).expect("parses");
+    let ids = join(&mut view.vms[0], Some(&host));
+    assert_eq!(
+        ids,
+        [
+            ("Front".to_string(), "vmm-front".to_string()),
+            ("Back".to_string(), "vmm-back".to_string())
+        ]
+    );
+    // Without names, zero MACs join nothing rather than the wrong thing.
+    let anonymous = json!({"vms": [{"Name": "new-01", "VMId": "6b6b6b6b-0000-4000-8000-000000000001", "HostName": "hv01", "Adapters": [
+        {"ID": "vmm-1", "MACAddress": "00:00:00:00:00:00"},
+        {"ID": "vmm-2", "MACAddress": "00:00:00:00:00:00"}
+    ]}]});
+    let mut view = parse_scvmm_report(&anonymous).expect("parses");
+    assert!(join(&mut view.vms[0], Some(&host)).is_empty());
+    // Hyper-V's adapter id, when VMM reports it, decides first.
+    let by_id = json!({"vms": [{"Name": "new-01", "VMId": "6b6b6b6b-0000-4000-8000-000000000001", "HostName": "hv01", "Adapters": [
+        {"ID": "vmm-x", "Name": "Front", "DeviceID": "microsoft:6b6b6b6b-0000-4000-8000-000000000001\\bbbb"}
+    ]}]});
+    let mut view = parse_scvmm_report(&by_id).expect("parses");
+    assert_eq!(
+        join(&mut view.vms[0], Some(&host)),
+        [("Back".to_string(), "vmm-x".to_string())]
+    );
 }

@@ -28,12 +28,14 @@ fn mv(vm: &str, from: &str, to: &str) -> MoveRequest {
         from: from.into(),
         to: to.into(),
         kind: MoveKind::Live,
+        storage_path: None,
     }
 }
 
 fn offline(vm: &str, from: &str, to: &str) -> MoveRequest {
     MoveRequest {
         kind: MoveKind::Offline,
+        storage_path: None,
         ..mv(vm, from, to)
     }
 }

@@ -213,6 +213,11 @@ fn check_error(e: &SpecError) -> Result<(), TestCaseError> {
             let (Some(file), true) = (&o.file, o.loc.is_known()) else {
                 continue;
             };
+            // A file refused as binary keeps no text (it is never quoted);
+            // its position is in the bytes on disk.
+            if file.text.is_empty() && d.message.starts_with("not a YAML text file") {
+                continue;
+            }
             let lines = file.text.split('\n').count() as u32;
             prop_assert!(
                 o.loc.line <= lines,

@@ -649,6 +649,7 @@ async fn a_vm_moved_behind_berths_back_returns_on_the_next_resync() {
             from: "hv01".into(),
             to: "hv03".into(),
             kind: MoveKind::Live,
+            storage_path: None,
         })
         .await
         .expect("manual move");

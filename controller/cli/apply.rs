@@ -61,6 +61,7 @@ impl Progress {
     }
 
     fn line(&self, text: &str) {
+        let text = crate::spec::escape_controls(text);
         match &self.display {
             Display::Bars { multi, .. } => {
                 let _ = multi.println(format!("{} {text}", self.stamp()));
@@ -182,6 +183,8 @@ pub fn run(args: ApplyArgs) -> u8 {
         }
     };
     let json = args.output == PlanFormat::Json;
+    // The simulator's time is not the wall clock's: the summary shows both.
+    let wall = matches!(choice, backend::Choice::Sim(_)).then(std::time::Instant::now);
     backend::block_on(&choice, async {
         let provider = match backend::open(&choice) {
             Ok(p) => p,
@@ -190,7 +193,7 @@ pub fn run(args: ApplyArgs) -> u8 {
                 return EXIT_ERROR;
             }
         };
-        let code = apply(&desired, provider.clone(), &args, json).await;
+        let code = apply(&desired, provider.clone(), &args, json, wall).await;
         if let Err(e) = provider.close().await {
             render::error(&format!("could not close the provider: {e}"));
             return EXIT_ERROR;
@@ -204,6 +207,7 @@ async fn apply(
     provider: Arc<dyn crate::provider::Provider>,
     args: &ApplyArgs,
     json: bool,
+    wall: Option<std::time::Instant>,
 ) -> u8 {
     let observed = match provider.observe().await {
         Ok(o) => o,
@@ -229,7 +233,7 @@ async fn apply(
             blocked: plan.blocked.clone(),
             ..Report::default()
         };
-        return finish(&report, json, None);
+        return finish(&report, json, None, wall);
     }
     if desired.policy.suspend {
         render::error("policy.suspend is true: berth observes and reports, and changes nothing");
@@ -271,7 +275,7 @@ async fn apply(
     let result = execute::converge(desired, provider, &opts, &progress, control.clone()).await;
     progress.finish();
     match result {
-        Ok(report) => finish(&report, json, Some(&control)),
+        Ok(report) => finish(&report, json, Some(&control), wall),
         Err(e) => {
             render::error(&e.to_string());
             EXIT_ERROR
@@ -309,7 +313,12 @@ fn spawn_interrupt_handler(control: Arc<Control>) {
     });
 }
 
-fn finish(report: &Report, json: bool, control: Option<&Control>) -> u8 {
+fn finish(
+    report: &Report,
+    json: bool,
+    control: Option<&Control>,
+    wall: Option<std::time::Instant>,
+) -> u8 {
     if json {
         println!(
             "{}",
@@ -331,7 +340,7 @@ fn finish(report: &Report, json: bool, control: Option<&Control>) -> u8 {
             report.failed_attempts,
             n(report.acl_changes, "ACL change", "ACL changes"),
             n(report.reconnects, "reconnect", "reconnects"),
-            human_seconds(report.elapsed_seconds)
+            render::elapsed(report.elapsed_seconds, wall.map(|w| w.elapsed()))
         );
     }
     if !report.blocked.is_empty() {
@@ -341,7 +350,8 @@ fn finish(report: &Report, json: bool, control: Option<&Control>) -> u8 {
             if report.blocked.len() == 1 { "" } else { "s" }
         );
         for b in &report.blocked {
-            eprintln!("  {}: {}", b.vm, b.reason);
+            let esc = crate::spec::escape_controls;
+            eprintln!("  {}: {}", esc(&b.vm), esc(&b.reason));
         }
     }
     if report.interrupted {

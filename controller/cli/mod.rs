@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod backend;
+pub mod help;
 pub mod plan_output;
 pub mod render;
 pub mod watch;
@@ -29,7 +30,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// berth: declarative VM placement for Hyper-V fleets.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, long_about = None)]
+#[command(name = "berth", version, about, long_about = None, after_long_help = help::BERTH)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -40,12 +41,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check documents and report every problem with its position.
+    #[command(after_long_help = help::VALIDATE)]
     Validate {
         /// Files or directories of documents.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Show what would change, and in which order, to reach the desired state.
+    #[command(after_long_help = help::PLAN)]
     Plan {
         /// Files or directories of documents.
         #[arg(required = true)]
@@ -71,6 +74,7 @@ pub enum Command {
         explain: Option<String>,
     },
     /// Carry the plan out: move, throttle, retry and re-assert until the fleet converges.
+    #[command(after_long_help = help::APPLY)]
     Apply {
         /// Files or directories of documents.
         #[arg(required = true)]
@@ -81,14 +85,15 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
-        /// Largest plan to carry out (replaces policy.maxMovesPerApply for this run).
-        #[arg(long)]
+        /// Largest plan to carry out, at least 1 (replaces policy.maxMovesPerApply for this run).
+        #[arg(long, value_parser = parse_max_moves)]
         max_moves: Option<u32>,
-        /// Output format of the final report (`text` or `json`).
-        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-        output: PlanFormat,
+        /// Output format of the final report.
+        #[arg(long, value_enum, default_value_t = ApplyFormat::Text)]
+        output: ApplyFormat,
     },
     /// Keep the fleet converged as the documents in DIR change (runs until SIGTERM or Ctrl-C).
+    #[command(after_long_help = help::WATCH)]
     Watch {
         /// The directory of documents (kept current by a git sync, for example).
         dir: PathBuf,
@@ -115,6 +120,7 @@ pub enum Command {
         shutdown_timeout: std::time::Duration,
     },
     /// Print the fleet as it is now, as a Placement document.
+    #[command(after_long_help = help::OBSERVE)]
     Observe {
         /// Provider: `sim:FLEET`, `hyperv` or `scvmm`.
         #[arg(long)]
@@ -123,12 +129,14 @@ pub enum Command {
         paths: Vec<PathBuf>,
     },
     /// Manage simulated worlds.
+    #[command(after_long_help = help::SIM)]
     Sim {
         /// What to do with the world.
         #[command(subcommand)]
         command: SimCommand,
     },
     /// Write the JSON Schemas of the documents.
+    #[command(after_long_help = help::SCHEMA)]
     Schema {
         /// Directory to write `placement.json`, `controller.json`, `fleet.json` to;
         /// without it, print them as one JSON object.
@@ -148,10 +156,45 @@ pub enum PlanFormat {
     Markdown,
 }
 
+/// Output formats of `berth apply`: only those it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApplyFormat {
+    /// For people: progress, then a summary.
+    Text,
+    /// For machines: the contract's report on stdout, progress on stderr.
+    Json,
+}
+
+impl From<ApplyFormat> for PlanFormat {
+    fn from(f: ApplyFormat) -> PlanFormat {
+        match f {
+            ApplyFormat::Text => PlanFormat::Text,
+            ApplyFormat::Json => PlanFormat::Json,
+        }
+    }
+}
+
+/// Parses `--max-moves`: a whole number of at least 1, as the policy's
+/// `maxMovesPerApply` (a plan of 0 moves needs no limit).
+pub fn parse_max_moves(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(0) => Err(
+            "must be at least 1, as policy.maxMovesPerApply (to change nothing, use `berth plan`)"
+                .to_string(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{text}` is not a whole number from 1 to {}",
+            u32::MAX
+        )),
+    }
+}
+
 /// Subcommands of `berth sim`.
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Forget a simulated world's state: the next run starts from the Fleet file.
+    #[command(after_long_help = help::SIM)]
     Reset {
         /// The Fleet file.
         fleet: PathBuf,
@@ -202,19 +245,13 @@ pub fn run(cli: Cli) -> u8 {
             auto_approve,
             max_moves,
             output,
-        } => {
-            if output == PlanFormat::Markdown {
-                render::error("apply writes `text` or `json`");
-                return EXIT_ERROR;
-            }
-            apply::run(apply::ApplyArgs {
-                paths,
-                provider,
-                auto_approve,
-                max_moves,
-                output,
-            })
-        }
+        } => apply::run(apply::ApplyArgs {
+            paths,
+            provider,
+            auto_approve,
+            max_moves,
+            output: output.into(),
+        }),
         Command::Plan {
             paths,
             provider,
@@ -341,6 +378,14 @@ fn plan_command(
 }
 
 fn observe(flag: Option<&str>, paths: &[PathBuf]) -> u8 {
+    if flag.is_none() && paths.is_empty() {
+        render::error(
+            "observe needs a provider: name one with `--provider sim:FLEET` (a Fleet file), \
+             `--provider hyperv` or `--provider scvmm`, or give the path of a directory or file \
+             holding a Controller document, as in `berth observe examples/lab`",
+        );
+        return EXIT_ERROR;
+    }
     let desired = if paths.is_empty() {
         None
     } else {

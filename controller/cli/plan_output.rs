@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::plan::{ActionKind, Plan};
 use crate::provider::Observed;
-use crate::spec::{Desired, human_seconds};
+use crate::spec::{Desired, escape_controls as esc, human_seconds};
 
 /// Colours for the text output (ANSI), or none.
 #[derive(Debug, Clone, Copy)]
@@ -13,10 +13,10 @@ pub struct Style {
 }
 
 impl Style {
-    /// Colour when asked to and `NO_COLOR` is not set.
+    /// Colour when asked to (on a terminal) and `NO_COLOR` is not set.
     pub fn new(color: bool) -> Style {
         Style {
-            on: color && std::env::var_os("NO_COLOR").is_none(),
+            on: super::render::colour(color),
         }
     }
     fn paint(&self, code: &str, s: &str) -> String {
@@ -281,6 +281,9 @@ pub fn text(plan: &Plan, style: Style) -> String {
     }
     for a in &plan.actions {
         let (verb, what, rules) = describe(&a.kind);
+        // Observed names come from the hosts: nothing of them reaches the
+        // terminal raw.
+        let what = esc(&what);
         let sym = match &a.kind {
             ActionKind::Move { .. } => style.change("~"),
             ActionKind::Connect { .. } => style.add("+"),
@@ -295,6 +298,7 @@ pub fn text(plan: &Plan, style: Style) -> String {
         )
         .ok();
         for (add, rule) in rules {
+            let rule = esc(&rule);
             let line = if add {
                 style.add(&format!("+ {rule}"))
             } else {
@@ -315,9 +319,9 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 out,
                 "  {} in flight: {} {} -> {} (berth waits for it)",
                 style.change("…"),
-                f.vm,
-                f.from,
-                f.to
+                esc(&f.vm),
+                esc(&f.from),
+                esc(&f.to)
             )
             .ok();
         }
@@ -329,8 +333,8 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 out,
                 "  {} blocked {}: {}",
                 style.remove("!"),
-                b.vm,
-                b.reason
+                esc(&b.vm),
+                esc(&b.reason)
             )
             .ok();
         }
@@ -340,7 +344,7 @@ pub fn text(plan: &Plan, style: Style) -> String {
         writeln!(
             out,
             "  ? unmanaged (not in any Placement): {}",
-            plan.unmanaged.join(", ")
+            esc(&plan.unmanaged.join(", "))
         )
         .ok();
     }
@@ -366,7 +370,7 @@ pub fn text(plan: &Plan, style: Style) -> String {
 
 fn md_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in esc(s).chars() {
         if matches!(
             c,
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~'

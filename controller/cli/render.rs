@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 
-use crate::spec::{Diagnostic, Origin, SpecError};
+use crate::spec::{self, Diagnostic, Origin, SpecError, escape_controls};
 
 /// One diagnostic in miette's terms.
 #[derive(Debug, thiserror::Error)]
@@ -48,19 +48,37 @@ impl miette::Diagnostic for Report {
     }
 }
 
+/// The highlighted range of `origin`, in the escaped text [`source`] shows.
+/// `None` when the file has no text (a binary file is not quoted).
 fn span(origin: &Origin) -> Option<SourceSpan> {
     let file = origin.file.as_ref()?;
     if !origin.loc.is_known() {
         return None;
     }
+    if file.text.is_empty() {
+        return None;
+    }
     let offset = origin.loc.offset.min(file.text.len());
     let len = origin.loc.len.min(file.text.len() - offset);
-    Some(SourceSpan::new(offset.into(), len))
+    match spec::escape_snippet(&file.text) {
+        None => Some(SourceSpan::new(offset.into(), len)),
+        Some((_, map)) => {
+            let start = spec::map_offset(&map, offset);
+            let end = spec::map_offset(&map, offset + len);
+            Some(SourceSpan::new(start.into(), end - start))
+        }
+    }
 }
 
+/// The file's text for a snippet, control characters escaped.
 fn source(origin: &Origin) -> Option<NamedSource<String>> {
     let file = origin.file.as_ref()?;
-    Some(NamedSource::new(file.path.display().to_string(), file.text.clone()).with_language("yaml"))
+    let text = match spec::escape_snippet(&file.text) {
+        Some((escaped, _)) => escaped,
+        None => file.text.clone(),
+    };
+    let name = spec::escape_controls(&file.path.display().to_string()).into_owned();
+    Some(NamedSource::new(name, text).with_language("yaml"))
 }
 
 fn report(d: &Diagnostic) -> Report {
@@ -75,19 +93,23 @@ fn report(d: &Diagnostic) -> Report {
             _ => false,
         };
         match span(&r.origin) {
-            Some(s) if same_file => {
-                labels.push(LabeledSpan::new_with_span(Some(r.label.clone()), s))
-            }
+            Some(s) if same_file => labels.push(LabeledSpan::new_with_span(
+                Some(escape_controls(&r.label).into_owned()),
+                s,
+            )),
             Some(s) => related.push(Report {
-                message: format!("{} ({})", r.label, r.origin),
+                message: format!("{} ({})", escape_controls(&r.label), r.origin),
                 severity: miette::Severity::Advice,
                 code: source(&r.origin),
-                labels: vec![LabeledSpan::new_primary_with_span(Some(r.label.clone()), s)],
+                labels: vec![LabeledSpan::new_primary_with_span(
+                    Some(escape_controls(&r.label).into_owned()),
+                    s,
+                )],
                 help: None,
                 related: Vec::new(),
             }),
             None => related.push(Report {
-                message: format!("{}: {}", r.label, r.origin),
+                message: format!("{}: {}", escape_controls(&r.label), r.origin),
                 severity: miette::Severity::Advice,
                 code: None,
                 labels: Vec::new(),
@@ -96,10 +118,11 @@ fn report(d: &Diagnostic) -> Report {
             }),
         }
     }
+    // Messages quote input (names, values): escape what a terminal acts on.
     let message = if d.origin.file.is_some() {
-        format!("{}: {}", d.origin, d.message)
+        format!("{}: {}", d.origin, escape_controls(&d.message))
     } else {
-        d.message.clone()
+        escape_controls(&d.message).into_owned()
     };
     Report {
         message,
@@ -110,9 +133,32 @@ fn report(d: &Diagnostic) -> Report {
             source(&d.origin)
         },
         labels,
-        help: d.help.clone(),
+        help: d.help.as_deref().map(|h| escape_controls(h).into_owned()),
         related,
     }
+}
+
+/// Whether output to a stream may be coloured: only on a terminal, and
+/// never when `NO_COLOR` is set to anything but the empty string (as
+/// <https://no-color.org> defines it). Logs redirected to a file get no
+/// ANSI codes.
+pub fn colour_with(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// [`colour_with`] for this process's `NO_COLOR`.
+pub fn colour(is_terminal: bool) -> bool {
+    colour_with(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// [`colour`] for stderr, where diagnostics, progress and `watch` logs go.
+pub fn colour_stderr() -> bool {
+    colour(std::io::stderr().is_terminal())
+}
+
+/// [`colour`] for stdout, where plans and reports go.
+pub fn colour_stdout() -> bool {
+    colour(std::io::stdout().is_terminal())
 }
 
 fn handler() -> GraphicalReportHandler {
@@ -121,7 +167,7 @@ fn handler() -> GraphicalReportHandler {
             .with_context_lines(1)
             .with_width(120);
     }
-    let theme = if std::env::var_os("NO_COLOR").is_none() {
+    let theme = if colour_stderr() {
         GraphicalTheme::unicode()
     } else {
         GraphicalTheme::unicode_nocolor()
@@ -156,7 +202,17 @@ pub(crate) fn spec_error(e: &SpecError) {
     eprint!("{}", spec_error_to_string(e, &handler()));
 }
 
-/// Prints a one-line error to stderr.
+/// How long something took: `11m11s`, or with the simulator, whose time is
+/// not the wall clock's, `11m11s simulated (0.02 s)`.
+pub fn elapsed(seconds: f64, wall: Option<std::time::Duration>) -> String {
+    let shown = spec::human_seconds(seconds);
+    match wall {
+        Some(w) => format!("{shown} simulated ({:.2} s)", w.as_secs_f64()),
+        None => shown,
+    }
+}
+
+/// Prints a one-line error to stderr (control characters escaped).
 pub(crate) fn error(message: &str) {
-    eprintln!("error: {message}");
+    eprintln!("error: {}", spec::escape_controls_keep_lines(message));
 }

@@ -57,9 +57,17 @@ fn init_logging(format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A subscriber set earlier (tests) wins; that is fine.
+    // Colour only on a terminal without NO_COLOR; JSON never.
     let _ = match format {
-        LogFormat::Json => builder.json().with_current_span(false).try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .with_ansi(false)
+            .json()
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(render::colour_stderr())
+            .with_target(false)
+            .try_init(),
     };
 }
 

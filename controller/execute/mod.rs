@@ -596,6 +596,7 @@ impl Run<'_> {
                     from: from.clone(),
                     to: to.clone(),
                     kind: *method,
+                    storage_path: None,
                 };
                 let targets = adapters::after_move_targets(
                     self.desired.vms.get(vm),

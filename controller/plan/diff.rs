@@ -64,7 +64,7 @@ pub(super) fn gib(mib: u64) -> String {
     }
 }
 
-fn in_maintenance(desired: &Desired, host: &str) -> bool {
+pub(super) fn in_maintenance(desired: &Desired, host: &str) -> bool {
     desired.hosts.get(host).is_some_and(|h| h.maintenance)
 }
 
@@ -101,6 +101,34 @@ pub(super) fn unfit(
     if !to.reachable {
         return Some(format!("host {} cannot be reached", to.name));
     }
+    if vm.clustered && to.cluster != from.cluster {
+        return Some(match &from.cluster {
+            Some(c) => format!(
+                "{} is clustered in {c}; {} is not a node of {c}",
+                vm.name, to.name
+            ),
+            None => format!(
+                "{} is clustered; {} is not a node of its cluster",
+                vm.name, to.name
+            ),
+        });
+    }
+    // A VM that is not clustered leaves its cluster only with its disks:
+    // those on a cluster shared volume are not reachable elsewhere.
+    if let Some(c) = from
+        .cluster
+        .as_ref()
+        .filter(|c| to.cluster.as_ref() != Some(*c))
+        && vm
+            .disks
+            .iter()
+            .any(|d| d.volume.is_none() && is_csv_path(&d.path))
+    {
+        return Some(format!(
+            "{}'s disks are on a cluster shared volume of {c}; {} is not a node of {c}",
+            vm.name, to.name
+        ));
+    }
     if vm.state.is_live() {
         if from.cpu_vendor != to.cpu_vendor {
             return Some(format!(
@@ -132,6 +160,12 @@ pub(super) fn unfit(
         }
     }
     None
+}
+
+/// A path on a cluster shared volume (`C:\ClusterStorage\...`).
+fn is_csv_path(path: &str) -> bool {
+    let p = path.trim().to_ascii_lowercase().replace('/', "\\");
+    p.len() > 2 && p.as_bytes()[1] == b':' && p[2..].starts_with("\\clusterstorage\\")
 }
 
 /// Computes goals, moves and adapter changes.
@@ -244,8 +278,11 @@ pub(super) fn targets(
         }
     }
 
-    // Maintenance: largest VMs first, into the first fallback with room,
-    // else the eligible host with the most room left.
+    // Maintenance: largest VMs first. A VM that declares `fallback` waits
+    // only on those hosts (the first that can take it, in order) and is
+    // blocked where it is when none can; without `fallback` the planner
+    // chooses: where it is if that is fine, else the eligible host with
+    // the most room left.
     evacuate.sort_by(|a, b| b.memory_mib.cmp(&a.memory_mib).then(a.name.cmp(&b.name)));
     for vm in evacuate {
         let spec = desired.vms.get(&vm.name);
@@ -263,18 +300,17 @@ pub(super) fn targets(
                 && room(h, load) >= need
                 && (h.name == vm.host || unfit(vm, spec, from, h, caps).is_none())
         };
+        let fallbacks = spec.map_or(&[][..], |s| s.fallback.as_slice());
         let mut choice: Option<&ObservedHost> = None;
-        if let Some(s) = spec {
-            choice = s
-                .fallback
+        if !fallbacks.is_empty() {
+            choice = fallbacks
                 .iter()
                 .filter_map(|f| observed.hosts.get(f))
                 .find(|h| eligible(h, &load));
-        }
-        if choice.is_none() && eligible(from, &load) {
+        } else if eligible(from, &load) {
             choice = Some(from);
         }
-        if choice.is_none() {
+        if choice.is_none() && fallbacks.is_empty() {
             choice = observed
                 .hosts
                 .values()
@@ -289,6 +325,17 @@ pub(super) fn targets(
             Some(h) => {
                 *load.entry(h.name.as_str()).or_default() += need;
                 goals.push((vm, h.name.clone(), Reason::Maintenance));
+            }
+            None if !fallbacks.is_empty() => {
+                let room_of = |h: &ObservedHost| room(h, &load);
+                t.blocked.push(Blocked {
+                    vm: vm.name.clone(),
+                    reason: super::fallback::none_fits(
+                        desired, observed, caps, vm, spec, need, &room_of,
+                    ),
+                });
+                // It stays where it is, holding its memory there.
+                *load.entry(vm.host.as_str()).or_default() += need;
             }
             None => {
                 let home = spec.map_or(vm.host.as_str(), |s| s.host.as_str());
@@ -454,9 +501,21 @@ fn adapter_changes(spec: &VmSpec, vm: &ObservedVm, t: &mut Targets) {
 /// Rules to add and to remove so that `have` becomes exactly `want`.
 /// A rule whose identity exists with other fields is removed and re-added.
 pub fn acl_diff(want: &[Acl], have: &[Acl]) -> (Vec<AclChange>, Vec<AclChange>) {
+    // An idle timeout the spec leaves out (0) is Hyper-V's to choose: it is
+    // compared only when declared.
+    let same = |w: &Acl, h: &Acl| {
+        w == h
+            || (w.idle_session_timeout == 0
+                && w.stateful
+                && *w
+                    == Acl {
+                        idle_session_timeout: 0,
+                        ..h.clone()
+                    })
+    };
     let add = want
         .iter()
-        .filter(|w| !have.contains(w))
+        .filter(|w| !have.iter().any(|h| same(w, h)))
         .map(|w| AclChange {
             direction: w.direction,
             weight: w.weight,
@@ -465,7 +524,7 @@ pub fn acl_diff(want: &[Acl], have: &[Acl]) -> (Vec<AclChange>, Vec<AclChange>) 
         .collect();
     let remove = have
         .iter()
-        .filter(|h| !want.contains(h))
+        .filter(|h| !want.iter().any(|w| same(w, h)))
         .map(|h| AclChange {
             direction: h.direction,
             weight: h.weight,

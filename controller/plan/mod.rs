@@ -7,6 +7,7 @@
 //! the ones it does not manage. It is pure: no I/O, no clock.
 
 mod diff;
+mod fallback;
 mod order;
 pub mod schedule;
 mod separate;

@@ -14,8 +14,15 @@
 //! wait carries on by watching the VM itself: done when it runs on the
 //! destination, failed when it stays on the source without migrating. The
 //! migration itself is carried out by the hosts' migration service and does
-//! not depend on the session. Clustered VMs move with
-//! `Move-ClusterVirtualMachineRole -Wait 0` and are followed the same way.
+//! not depend on the session. A job that completed is confirmed by the VM
+//! too (a failed Move-VM job can end `Completed`, its errors in its Error
+//! stream, which `hv_job` reads). Clustered VMs move with
+//! `Move-ClusterVirtualMachineRole -Wait 0` and are followed the same way,
+//! with a grace period and the cluster group's state, since the cluster may
+//! queue the move before it starts.
+//!
+//! The cmdlets' JSON and its mapping live in `hyperv/report.rs`, where each
+//! disk is placed on its volume by `hyperv/storage.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -25,593 +32,18 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::json::{EnumValue, boolean, enum_value, mib, one_or_many, text, uint};
 use super::powershell::{PsError, Session, SessionConfig, scripts};
 use super::{
-    ErrorClass, JobId, MoveKind, MoveRequest, Observed, ObservedAdapter, ObservedHost, ObservedVm,
-    Provider, ProviderError,
+    ErrorClass, JobId, MoveKind, MoveRequest, Observed, ObservedHost, ObservedVm, Provider,
+    ProviderError,
 };
-use crate::spec::{
-    Acl, AclAction, AddressMatch, CpuVendor, Direction, HyperVSettings, PortMatch, PowerState,
-    ProtocolMatch, Transport, VmOperation,
-};
+use crate::spec::{Acl, CpuVendor, Direction, HyperVSettings, Transport, VmOperation};
 
-// ------------------------------------------------------------ cmdlet JSON
+mod report;
+mod storage;
 
-/// What `hv_observe` returns: each cmdlet's output as `ConvertTo-Json`
-/// wrote it (one object or a list, `null` for none).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HostReport {
-    /// Get-VMHost (absent when one VM was asked for).
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub vm_host: Vec<VmHostJson>,
-    /// The first Win32_Processor.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub processor: Vec<ProcessorJson>,
-    /// Get-VMSwitch.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub switches: Vec<SwitchJson>,
-    /// Get-VM.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub vms: Vec<VmJson>,
-    /// Get-VMNetworkAdapter.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub adapters: Vec<AdapterJson>,
-    /// Get-VMNetworkAdapterVlan.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub vlans: Vec<VlanJson>,
-    /// Get-VMNetworkAdapterExtendedAcl.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub acls: Vec<AclJson>,
-    /// Msvm_MigrationJob.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub migrations: Vec<MigrationJson>,
-}
-
-/// Get-VMHost, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct VmHostJson {
-    /// Host name.
-    #[serde(rename = "Name", default, deserialize_with = "text")]
-    pub name: Option<String>,
-    /// Physical memory, bytes.
-    #[serde(rename = "MemoryCapacity", default, deserialize_with = "uint")]
-    pub memory_capacity: Option<u64>,
-    /// Simultaneous live migrations allowed.
-    #[serde(
-        rename = "MaximumVirtualMachineMigrations",
-        default,
-        deserialize_with = "uint"
-    )]
-    pub maximum_virtual_machine_migrations: Option<u64>,
-    /// Whether live migration is enabled (Enable-VMMigration).
-    #[serde(
-        rename = "VirtualMachineMigrationEnabled",
-        default,
-        deserialize_with = "boolean"
-    )]
-    pub virtual_machine_migration_enabled: Option<bool>,
-}
-
-/// Win32_Processor, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct ProcessorJson {
-    /// `GenuineIntel`, `AuthenticAMD`.
-    #[serde(rename = "Manufacturer", default, deserialize_with = "text")]
-    pub manufacturer: Option<String>,
-}
-
-/// Get-VMSwitch, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct SwitchJson {
-    /// Switch name.
-    #[serde(rename = "Name", default, deserialize_with = "text")]
-    pub name: Option<String>,
-}
-
-/// Get-VM, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct VmJson {
-    /// VM name.
-    #[serde(rename = "Name", default, deserialize_with = "text")]
-    pub name: Option<String>,
-    /// VM GUID.
-    #[serde(rename = "Id", default, deserialize_with = "text")]
-    pub id: Option<String>,
-    /// VMState.
-    #[serde(rename = "State", default, deserialize_with = "enum_value")]
-    pub state: Option<EnumValue>,
-    /// Memory in use, bytes (0 when off).
-    #[serde(rename = "MemoryAssigned", default, deserialize_with = "uint")]
-    pub memory_assigned: Option<u64>,
-    /// Startup memory, bytes.
-    #[serde(rename = "MemoryStartup", default, deserialize_with = "uint")]
-    pub memory_startup: Option<u64>,
-    /// VMOperationalStatus.
-    #[serde(
-        rename = "PrimaryOperationalStatus",
-        default,
-        deserialize_with = "enum_value"
-    )]
-    pub primary_operational_status: Option<EnumValue>,
-    /// VMOperationalStatus.
-    #[serde(
-        rename = "SecondaryOperationalStatus",
-        default,
-        deserialize_with = "enum_value"
-    )]
-    pub secondary_operational_status: Option<EnumValue>,
-    /// A failover-cluster role.
-    #[serde(rename = "IsClustered", default, deserialize_with = "boolean")]
-    pub is_clustered: Option<bool>,
-}
-
-/// Get-VMNetworkAdapter, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct AdapterJson {
-    /// Adapter name.
-    #[serde(rename = "Name", default, deserialize_with = "text")]
-    pub name: Option<String>,
-    /// Adapter id (`Microsoft:<vm guid>\<guid>`).
-    #[serde(rename = "Id", default, deserialize_with = "text")]
-    pub id: Option<String>,
-    /// Owning VM's name.
-    #[serde(rename = "VMName", default, deserialize_with = "text")]
-    pub vm_name: Option<String>,
-    /// Owning VM's GUID.
-    #[serde(rename = "VMId", default, deserialize_with = "text")]
-    pub vm_id: Option<String>,
-    /// Connected switch, `null` when not connected.
-    #[serde(rename = "SwitchName", default, deserialize_with = "text")]
-    pub switch_name: Option<String>,
-    /// Whether connected (newer hosts).
-    #[serde(rename = "Connected", default, deserialize_with = "boolean")]
-    pub connected: Option<bool>,
-    /// MAC address (`00155D010203`).
-    #[serde(rename = "MacAddress", default, deserialize_with = "text")]
-    pub mac_address: Option<String>,
-}
-
-/// Get-VMNetworkAdapterVlan, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct VlanJson {
-    /// VMNetworkAdapterVlanMode: Untagged 0, Access 1, Trunk 2, Private 3.
-    #[serde(rename = "OperationMode", default, deserialize_with = "enum_value")]
-    pub operation_mode: Option<EnumValue>,
-    /// Access VLAN.
-    #[serde(rename = "AccessVlanId", default, deserialize_with = "uint")]
-    pub access_vlan_id: Option<u64>,
-    /// The adapter's id.
-    #[serde(rename = "AdapterId", default, deserialize_with = "text")]
-    pub adapter_id: Option<String>,
-}
-
-/// Get-VMNetworkAdapterExtendedAcl, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct AclJson {
-    /// Inbound 1, Outbound 2 (Both 3 is read as both).
-    #[serde(rename = "Direction", default, deserialize_with = "enum_value")]
-    pub direction: Option<EnumValue>,
-    /// Allow 1, Deny 2.
-    #[serde(rename = "Action", default, deserialize_with = "enum_value")]
-    pub action: Option<EnumValue>,
-    /// Local address or network.
-    #[serde(rename = "LocalIPAddress", default, deserialize_with = "text")]
-    pub local_ip_address: Option<String>,
-    /// Remote address or network.
-    #[serde(rename = "RemoteIPAddress", default, deserialize_with = "text")]
-    pub remote_ip_address: Option<String>,
-    /// Local port or range.
-    #[serde(rename = "LocalPort", default, deserialize_with = "text")]
-    pub local_port: Option<String>,
-    /// Remote port or range.
-    #[serde(rename = "RemotePort", default, deserialize_with = "text")]
-    pub remote_port: Option<String>,
-    /// `TCP`, `UDP`, `ICMPv4`, `ICMPv6` or a number.
-    #[serde(rename = "Protocol", default, deserialize_with = "text")]
-    pub protocol: Option<String>,
-    /// Weight.
-    #[serde(rename = "Weight", default, deserialize_with = "uint")]
-    pub weight: Option<u64>,
-    /// Stateful.
-    #[serde(rename = "Stateful", default, deserialize_with = "boolean")]
-    pub stateful: Option<bool>,
-    /// Idle timeout of a stateful rule, seconds.
-    #[serde(rename = "IdleSessionTimeout", default, deserialize_with = "uint")]
-    pub idle_session_timeout: Option<u64>,
-    /// Isolation id.
-    #[serde(rename = "IsolationID", default, deserialize_with = "uint")]
-    pub isolation_id: Option<u64>,
-    /// The adapter's id.
-    #[serde(rename = "AdapterId", default, deserialize_with = "text")]
-    pub adapter_id: Option<String>,
-}
-
-/// Msvm_MigrationJob, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct MigrationJson {
-    /// CIM JobState: New 2, Starting 3, Running 4, Suspended 5,
-    /// Shutting Down 6, Completed 7, Terminated 8, Killed 9, Exception 10.
-    #[serde(rename = "JobState", default, deserialize_with = "enum_value")]
-    pub job_state: Option<EnumValue>,
-    /// The VM's GUID.
-    #[serde(rename = "VirtualSystemName", default, deserialize_with = "text")]
-    pub virtual_system_name: Option<String>,
-    /// Where it goes.
-    #[serde(rename = "DestinationHost", default, deserialize_with = "text")]
-    pub destination_host: Option<String>,
-    /// VirtualSystem 32768, Storage 32769, Staged 32770, VirtualSystemAndStorage 32771.
-    #[serde(rename = "MigrationType", default, deserialize_with = "enum_value")]
-    pub migration_type: Option<EnumValue>,
-}
-
-// ------------------------------------------------------------ mapping
-
-/// One host's report mapped onto the observed model.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct HostView {
-    /// The host (absent when only one VM was asked for).
-    pub host: Option<ObservedHost>,
-    /// Its VMs, `host` set to the name the report was asked under.
-    pub vms: Vec<ObservedVm>,
-    /// VM GUID (lowercase) → VM name.
-    pub vm_ids: HashMap<String, String>,
-    /// Clustered VMs by name.
-    pub clustered: Vec<String>,
-    /// Live migrations leaving this host: (VM name, destination as reported).
-    pub outgoing: Vec<(String, String)>,
-    /// (VM name, adapter name, MAC address as reported) of every adapter.
-    pub macs: Vec<(String, String, String)>,
-}
-
-/// Maps `hv_observe`'s output for `host_name` onto the observed model.
-pub fn parse_host_report(host_name: &str, value: &Value) -> Result<HostView, String> {
-    let report: HostReport = serde_json::from_value(value.clone())
-        .map_err(|e| format!("unexpected output from hv_observe: {e}"))?;
-    map_host_report(host_name, report)
-}
-
-/// Maps a parsed report (see [`parse_host_report`]).
-pub fn map_host_report(host_name: &str, report: HostReport) -> Result<HostView, String> {
-    let mut view = HostView::default();
-    // Asked under no name (the local machine): use the name it reports.
-    let reported = report.vm_host.first().and_then(|h| h.name.clone());
-    let host_name = match (host_name.is_empty(), reported) {
-        (true, Some(name)) => name,
-        (true, None) => "localhost".to_string(),
-        (false, _) => host_name.to_string(),
-    };
-    let host_name = host_name.as_str();
-    if let Some(h) = report.vm_host.first() {
-        let vendor = report
-            .processor
-            .first()
-            .and_then(|p| p.manufacturer.as_deref())
-            .map_or(CpuVendor::Intel, cpu_vendor);
-        if h.virtual_machine_migration_enabled == Some(false) {
-            tracing::warn!(
-                host = host_name,
-                "live migration is disabled on this host (Enable-VMMigration)"
-            );
-        }
-        view.host = Some(ObservedHost {
-            name: host_name.to_string(),
-            memory_mib: h.memory_capacity.map_or(0, mib),
-            max_migrations: h
-                .maximum_virtual_machine_migrations
-                .map_or(2, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-            cpu_vendor: vendor,
-            switches: report
-                .switches
-                .iter()
-                .filter_map(|s| s.name.clone())
-                .collect(),
-            migration_rate_mibps: None,
-            reachable: true,
-        });
-    }
-
-    // Adapters' VLANs and ACLs by adapter id.
-    let mut vlans: HashMap<String, Option<u16>> = HashMap::new();
-    for v in &report.vlans {
-        let Some(id) = &v.adapter_id else { continue };
-        let access = v.operation_mode.as_ref().is_some_and(|m| m.is(1, "Access"));
-        let vlan = v
-            .access_vlan_id
-            .filter(|n| access && *n > 0)
-            .and_then(|n| u16::try_from(n).ok());
-        vlans.insert(id.to_ascii_lowercase(), vlan);
-    }
-    let mut acls: HashMap<String, Vec<Acl>> = HashMap::new();
-    for a in &report.acls {
-        let Some(id) = &a.adapter_id else {
-            return Err("an extended ACL without its adapter's id".into());
-        };
-        acls.entry(id.to_ascii_lowercase())
-            .or_default()
-            .extend(map_acl(a)?);
-    }
-
-    let mut macs = Vec::new();
-    for (i, vm) in report.vms.iter().enumerate() {
-        let Some(name) = vm.name.clone() else {
-            return Err(format!("VM #{} has no name", i + 1));
-        };
-        let id = vm.id.as_ref().map(|s| s.to_ascii_lowercase());
-        if let Some(id) = &id {
-            view.vm_ids.insert(id.clone(), name.clone());
-        }
-        if vm.is_clustered == Some(true) {
-            view.clustered.push(name.clone());
-        }
-        let memory = match (vm.memory_assigned, vm.memory_startup) {
-            (Some(a), _) if a > 0 => a,
-            (_, Some(s)) => s,
-            _ => 0,
-        };
-        let adapters = report
-            .adapters
-            .iter()
-            .filter(|ad| match (&ad.vm_id, &id) {
-                (Some(a), Some(v)) => a.eq_ignore_ascii_case(v),
-                _ => ad.vm_name.as_deref() == Some(name.as_str()),
-            })
-            .map(|ad| {
-                let key = ad.id.as_ref().map(|s| s.to_ascii_lowercase());
-                let mut rules = key
-                    .as_ref()
-                    .and_then(|k| acls.get(k))
-                    .cloned()
-                    .unwrap_or_default();
-                rules.sort();
-                let adapter_name = ad
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| "Network Adapter".to_string());
-                if let Some(mac) = &ad.mac_address {
-                    macs.push((name.clone(), adapter_name.clone(), mac.clone()));
-                }
-                ObservedAdapter {
-                    name: adapter_name,
-                    switch: if ad.connected == Some(false) {
-                        None
-                    } else {
-                        ad.switch_name.clone()
-                    },
-                    vm_network: None,
-                    vlan_id: key.as_ref().and_then(|k| vlans.get(k).copied().flatten()),
-                    acls: rules,
-                }
-            })
-            .collect();
-        view.vms.push(ObservedVm {
-            name,
-            host: host_name.to_string(),
-            state: power_state(vm.state.as_ref()),
-            memory_mib: mib(memory),
-            operation: operation(
-                vm.primary_operational_status.as_ref(),
-                vm.secondary_operational_status.as_ref(),
-            ),
-            migrating_to: None,
-            job: None,
-            adapters,
-        });
-    }
-
-    view.macs = macs;
-    for m in &report.migrations {
-        let running = m.job_state.as_ref().is_some_and(|s| {
-            matches!(s, EnumValue::Number(2..=6))
-                || [
-                    "New",
-                    "Starting",
-                    "Running",
-                    "Suspended",
-                    "Shutting Down",
-                    "ShuttingDown",
-                ]
-                .iter()
-                .any(|n| s.is(-1, n))
-        });
-        let storage_only = m
-            .migration_type
-            .as_ref()
-            .is_some_and(|t| t.is(32769, "Storage"));
-        if !running || storage_only {
-            continue;
-        }
-        let (Some(vm_id), Some(dest)) = (&m.virtual_system_name, &m.destination_host) else {
-            continue;
-        };
-        if let Some(name) = view.vm_ids.get(&vm_id.to_ascii_lowercase()) {
-            view.outgoing.push((name.clone(), dest.clone()));
-        }
-    }
-    Ok(view)
-}
-
-/// `GenuineIntel` → Intel, `AuthenticAMD` → AMD (anything else: Intel).
-pub fn cpu_vendor(manufacturer: &str) -> CpuVendor {
-    let m = manufacturer.to_ascii_lowercase();
-    if m.contains("amd") {
-        CpuVendor::Amd
-    } else {
-        CpuVendor::Intel
-    }
-}
-
-/// VMState → power state. Off and saved states (critical ones included) are
-/// offline; paused is paused; every other state, transitions included, is
-/// treated as running: such a VM holds memory and would move live.
-pub fn power_state(state: Option<&EnumValue>) -> PowerState {
-    const OFF: &[(i64, &str)] = &[(3, "Off"), (32786, "OffCritical")];
-    const SAVED: &[(i64, &str)] = &[
-        (6, "Saved"),
-        (32779, "FastSaved"),
-        (32783, "Hibernated"),
-        (32788, "SavedCritical"),
-        (32795, "FastSavedCritical"),
-    ];
-    const PAUSED: &[(i64, &str)] = &[(9, "Paused"), (32789, "PausedCritical")];
-    let Some(s) = state else {
-        return PowerState::Running;
-    };
-    let any = |set: &[(i64, &str)]| set.iter().any(|(n, name)| s.is(*n, name));
-    if any(OFF) {
-        PowerState::Off
-    } else if any(SAVED) {
-        PowerState::Saved
-    } else if any(PAUSED) {
-        PowerState::Paused
-    } else {
-        PowerState::Running
-    }
-}
-
-/// VMOperationalStatus (primary or secondary) → a running operation.
-pub fn operation(
-    primary: Option<&EnumValue>,
-    secondary: Option<&EnumValue>,
-) -> Option<VmOperation> {
-    const MIGRATING: &[(i64, &str)] = &[
-        (32774, "MigratingVirtualMachine"),
-        (32778, "StorageMigrationPhaseOne"),
-        (32779, "StorageMigrationPhaseTwo"),
-        (32780, "MigratingPlannedVm"),
-    ];
-    const BACKUP: (i64, &str) = (32776, "BackingUpVirtualMachine");
-    let statuses = [primary, secondary];
-    let has = |(n, name): (i64, &str)| statuses.iter().flatten().any(|s| s.is(n, name));
-    if MIGRATING.iter().any(|m| has(*m)) {
-        Some(VmOperation::Migrating)
-    } else if has(BACKUP) {
-        Some(VmOperation::BackingUp)
-    } else {
-        None
-    }
-}
-
-/// One ACL entry → one rule per direction it applies to.
-pub fn map_acl(a: &AclJson) -> Result<Vec<Acl>, String> {
-    let directions = match &a.direction {
-        Some(d) if d.is(1, "Inbound") => vec![Direction::Inbound],
-        Some(d) if d.is(2, "Outbound") => vec![Direction::Outbound],
-        Some(d) if d.is(3, "Both") => vec![Direction::Inbound, Direction::Outbound],
-        other => return Err(format!("an extended ACL with direction {other:?}")),
-    };
-    let action = match &a.action {
-        Some(x) if x.is(1, "Allow") => AclAction::Allow,
-        Some(x) if x.is(2, "Deny") => AclAction::Deny,
-        other => return Err(format!("an extended ACL with action {other:?}")),
-    };
-    let weight = a
-        .weight
-        .and_then(|w| u32::try_from(w).ok())
-        .ok_or("an extended ACL without a weight")?;
-    let address = |v: &Option<String>| -> Result<AddressMatch, String> {
-        match v.as_deref().map(str::trim) {
-            None | Some("") => Ok(AddressMatch::Any),
-            Some(t) => crate::spec::parse_address(t),
-        }
-    };
-    let port = |v: &Option<String>| -> Result<PortMatch, String> {
-        match v.as_deref().map(str::trim) {
-            None | Some("") => Ok(PortMatch::Any),
-            Some(t) => crate::spec::parse_port(t),
-        }
-    };
-    let protocol = match a.protocol.as_deref().map(str::trim) {
-        None | Some("") => ProtocolMatch::Any,
-        Some(t) if t.eq_ignore_ascii_case("icmpv6") => ProtocolMatch::Number(58),
-        Some(t) => crate::spec::parse_protocol(t)?,
-    };
-    let stateful = a.stateful.unwrap_or(false);
-    let rule = Acl {
-        direction: Direction::Inbound,
-        weight,
-        action,
-        local_address: address(&a.local_ip_address)?,
-        remote_address: address(&a.remote_ip_address)?,
-        local_port: port(&a.local_port)?,
-        remote_port: port(&a.remote_port)?,
-        protocol,
-        stateful,
-        idle_session_timeout: if stateful {
-            a.idle_session_timeout
-                .and_then(|t| u32::try_from(t).ok())
-                .unwrap_or(0)
-        } else {
-            0
-        },
-        isolation_id: a
-            .isolation_id
-            .and_then(|t| u32::try_from(t).ok())
-            .unwrap_or(0),
-    };
-    Ok(directions
-        .into_iter()
-        .map(|direction| Acl {
-            direction,
-            ..rule.clone()
-        })
-        .collect())
-}
-
-/// The arguments `hv_add_acl` takes for one rule. `ANY` is `null`: the
-/// script then leaves that parameter out, which is Hyper-V's "any".
-pub fn acl_args(acl: &Acl) -> Value {
-    let address = |a: &AddressMatch| match a {
-        AddressMatch::Any => Value::Null,
-        net => Value::String(net.to_string()),
-    };
-    let port = |p: &PortMatch| match p {
-        PortMatch::Any => Value::Null,
-        range => Value::String(range.to_string()),
-    };
-    let protocol = match acl.protocol {
-        ProtocolMatch::Any => Value::Null,
-        ProtocolMatch::Number(6) => "TCP".into(),
-        ProtocolMatch::Number(17) => "UDP".into(),
-        ProtocolMatch::Number(1) => "ICMPv4".into(),
-        ProtocolMatch::Number(58) => "ICMPv6".into(),
-        ProtocolMatch::Number(n) => Value::String(n.to_string()),
-    };
-    json!({
-        "action": match acl.action { AclAction::Allow => "Allow", AclAction::Deny => "Deny" },
-        "direction": direction_name(acl.direction),
-        "localIPAddress": address(&acl.local_address),
-        "remoteIPAddress": address(&acl.remote_address),
-        "localPort": port(&acl.local_port),
-        "remotePort": port(&acl.remote_port),
-        "protocol": protocol,
-        "weight": acl.weight,
-        "stateful": acl.stateful,
-        "idleSessionTimeout": acl.idle_session_timeout,
-        "isolationId": acl.isolation_id,
-    })
-}
-
-/// Hyper-V's spelling of a direction.
-pub fn direction_name(d: Direction) -> &'static str {
-    match d {
-        Direction::Inbound => "Inbound",
-        Direction::Outbound => "Outbound",
-    }
-}
-
-/// The configured host that `reported` names (exactly, or by its first DNS
-/// label: `hv02.contoso.com` is `hv02`).
-pub fn match_host<'a>(hosts: impl IntoIterator<Item = &'a str>, reported: &str) -> Option<&'a str> {
-    let short = |s: &str| s.split('.').next().unwrap_or(s).to_ascii_lowercase();
-    let hosts: Vec<&str> = hosts.into_iter().collect();
-    hosts
-        .iter()
-        .find(|h| h.eq_ignore_ascii_case(reported))
-        .or_else(|| hosts.iter().find(|h| short(h) == short(reported)))
-        .copied()
-}
+pub use report::*;
+pub use storage::{Volumes, disk_mib, is_shared_path, observed_disk, vm_folder};
 
 /// `hv_job`'s answer.
 #[derive(Debug, Deserialize)]
@@ -640,6 +72,10 @@ pub(crate) struct MoveJob {
     /// The Move-VM job: (session generation, PowerShell job id).
     pub(crate) ps: Option<(u64, i64)>,
     pub(crate) finished: bool,
+    /// A cluster role move: the cluster may queue it before it starts.
+    pub(crate) cluster: bool,
+    /// When berth started (or found) it.
+    pub(crate) since: tokio::time::Instant,
 }
 
 #[derive(Default)]
@@ -655,6 +91,10 @@ struct Book {
 /// How often a running move is checked.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(3);
 
+/// How long a cluster role move may show no sign of starting before berth
+/// judges it failed.
+pub const DEFAULT_CLUSTER_GRACE: Duration = Duration::from_secs(300);
+
 /// Consecutive failed checks a wait tolerates before it gives up.
 const WAIT_ERRORS: u32 = 3;
 
@@ -664,6 +104,7 @@ pub struct HyperV {
     session: Session,
     book: Mutex<Book>,
     poll: Duration,
+    cluster_grace: Duration,
 }
 
 impl HyperV {
@@ -682,7 +123,15 @@ impl HyperV {
             session: Session::new(config, scripts::HYPERV),
             book: Mutex::new(Book::default()),
             poll: DEFAULT_POLL,
+            cluster_grace: DEFAULT_CLUSTER_GRACE,
         }
+    }
+
+    /// Sets how long a cluster role move may show no sign of starting
+    /// before it is judged failed.
+    pub fn with_cluster_grace(mut self, grace: Duration) -> Self {
+        self.cluster_grace = grace;
+        self
     }
 
     /// Sets how often running moves are checked.
@@ -823,8 +272,12 @@ impl HyperV {
             return Ok(Some(Ok(())));
         }
         let at_source = self.observe_host(&job.from, Some(&job.vm)).await?;
+        let outgoing = at_source.outgoing.iter().any(|(n, _)| *n == job.vm);
         match at_source.vms.iter().find(|v| v.name == job.vm) {
-            Some(v) if v.operation == Some(VmOperation::Migrating) => Ok(None),
+            Some(v) if v.operation == Some(VmOperation::Migrating) || outgoing => Ok(None),
+            Some(_) if job.cluster && cluster_still_moving(&at_source, job, self.cluster_grace) => {
+                Ok(None)
+            }
             Some(_) => Ok(Some(Err(ProviderError::retryable(format!(
                 "the move of {} to {} ended with the VM still on {}",
                 job.vm, job.to, job.from
@@ -832,6 +285,21 @@ impl HyperV {
             None => Ok(None),
         }
     }
+}
+
+/// Whether a cluster role move may still be under way although the VM has
+/// not left its source yet: `Move-ClusterVirtualMachineRole -Wait 0`
+/// returns once the move is initiated, and the cluster may queue it (since
+/// Windows Server 2022 a cluster runs one live migration at a time by
+/// default). The role's group in state Pending, or a grace period since the
+/// move was asked for, means the cluster still has it: berth keeps waiting
+/// rather than judging (and retrying) a move the cluster will carry out.
+fn cluster_still_moving(at_source: &HostView, job: &MoveJob, grace: Duration) -> bool {
+    let pending = at_source
+        .groups
+        .iter()
+        .any(|g| g.name == job.vm && g.pending);
+    pending || job.since.elapsed() < grace
 }
 
 fn is_not_found(e: &PsError) -> bool {
@@ -968,6 +436,10 @@ impl Provider for HyperV {
                     switches: Vec::new(),
                     migration_rate_mibps: None,
                     reachable: false,
+                    max_storage_migrations: 2,
+                    network_mibps: None,
+                    volumes: Vec::new(),
+                    cluster: None,
                 },
             );
         }
@@ -994,6 +466,8 @@ impl Provider for HyperV {
                     to,
                     ps: None,
                     finished: false,
+                    cluster: false,
+                    since: tokio::time::Instant::now(),
                 });
             }
         }
@@ -1030,12 +504,17 @@ impl Provider for HyperV {
     }
 
     async fn start_move(&self, request: &MoveRequest) -> Result<JobId, ProviderError> {
-        let storage = self
-            .settings
-            .destination_storage_paths
-            .get(&request.to)
-            .or(self.settings.destination_storage_path.as_ref())
-            .cloned();
+        // The planner's folder for this VM; else the settings' path for the
+        // destination, read as the default of Placement `storagePath`, with
+        // the VM's own folder under it (all of a VM's files go to
+        // -DestinationStoragePath, so VMs never share one).
+        let storage = request.storage_path.clone().or_else(|| {
+            self.settings
+                .destination_storage_paths
+                .get(&request.to)
+                .or(self.settings.destination_storage_path.as_ref())
+                .map(|base| vm_folder(base, &request.vm))
+        });
         let args = json!({
             "vm": request.vm,
             "to": request.to,
@@ -1052,6 +531,7 @@ impl Provider for HyperV {
             serde_json::from_value(value.unwrap_or(Value::Null)).map_err(|e| {
                 ProviderError::unreachable(format!("unexpected output from hv_move: {e}"))
             })?;
+        let cluster = started.kind == "cluster";
         let ps = match (started.kind.as_str(), started.job_id) {
             ("job", Some(id)) => Some((generation, id)),
             ("cluster", _) => None,
@@ -1067,6 +547,8 @@ impl Provider for HyperV {
             to: request.to.clone(),
             ps,
             finished: false,
+            cluster,
+            since: tokio::time::Instant::now(),
         }))
     }
 
@@ -1098,7 +580,18 @@ impl Provider for HyperV {
                         }
                         Ok((Some(v), _)) => match serde_json::from_value::<JobStatus>(v) {
                             Ok(s) => match s.state.as_str() {
-                                "completed" => Ok(Some(Ok(()))),
+                                // A completed job is confirmed by the VM
+                                // itself: done only once it runs on the
+                                // destination.
+                                "completed" => match self.check_vm(&record).await {
+                                    Ok(None) => {
+                                        if let Some(j) = self.book().jobs.get_mut(&job.0) {
+                                            j.ps = None;
+                                        }
+                                        continue;
+                                    }
+                                    other => other,
+                                },
                                 "failed" => {
                                     let e = s.error.unwrap_or_default();
                                     Ok(Some(Err(ProviderError::new(

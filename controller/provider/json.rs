@@ -69,6 +69,18 @@ where
     let items = match v {
         Value::Null => Vec::new(),
         Value::Array(items) => items,
+        // Windows PowerShell 5.1 writes an array wrapped in a PSObject as
+        // `{"value": [...], "Count": n}` (the Count of types.ps1xml).
+        Value::Object(mut m)
+            if m.len() == 2
+                && m.contains_key("Count")
+                && m.get("value").is_some_and(Value::is_array) =>
+        {
+            match m.remove("value") {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            }
+        }
         other => vec![other],
     };
     items
@@ -147,6 +159,11 @@ pub fn mib(bytes: u64) -> u64 {
     bytes / (1024 * 1024)
 }
 
+/// Bytes to MiB, rounding up (space to reserve).
+pub fn mib_ceil(bytes: u64) -> u64 {
+    bytes.div_ceil(1024 * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +190,12 @@ mod tests {
         assert!(t.e.unwrap().is(2, "Running"));
         let t: T = serde_json::from_str(r#"{"list":[1,null,2]}"#).unwrap();
         assert_eq!(t.list, vec![1, 2]);
+        let t: T = serde_json::from_str(r#"{"list":{"value":[4,5],"Count":2}}"#).unwrap();
+        assert_eq!(
+            t.list,
+            vec![4, 5],
+            "an array wrapped by Windows PowerShell 5.1"
+        );
         assert!(serde_json::from_str::<T>(r#"{"n":-1}"#).is_err());
     }
 }

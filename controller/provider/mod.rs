@@ -50,6 +50,36 @@ pub struct ObservedHost {
     pub migration_rate_mibps: Option<f64>,
     /// Whether the host answered.
     pub reachable: bool,
+    /// The host's own limit for moves that copy storage (Hyper-V default 2).
+    pub max_storage_migrations: u32,
+    /// The host's migration network, shared by every migration in or out
+    /// of it at the same moment, MiB/s; `None`: not shared.
+    pub network_mibps: Option<f64>,
+    /// Volumes where VM files live.
+    pub volumes: Vec<ObservedVolume>,
+    /// The failover cluster the host is a node of, if any.
+    pub cluster: Option<String>,
+}
+
+/// One volume of a host where VM files live.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedVolume {
+    /// Path as the host names it (`D:\VMs`).
+    pub path: String,
+    /// Free space, MiB.
+    pub free_mib: u64,
+}
+
+/// One virtual disk of a VM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedDisk {
+    /// Path of the disk file.
+    pub path: String,
+    /// Space it takes on its volume, MiB (the file size for dynamic disks).
+    pub size_mib: u64,
+    /// The host volume it lies on; `None` for shared storage (CSV, SMB),
+    /// which is never copied.
+    pub volume: Option<String>,
 }
 
 /// One VM as observed.
@@ -71,6 +101,22 @@ pub struct ObservedVm {
     pub job: Option<JobId>,
     /// Network adapters.
     pub adapters: Vec<ObservedAdapter>,
+    /// Virtual disks; those on a volume of its host travel with it.
+    pub disks: Vec<ObservedDisk>,
+    /// A clustered (highly available) VM: it moves only between nodes of
+    /// its cluster.
+    pub clustered: bool,
+}
+
+impl ObservedVm {
+    /// MiB of disks that travel with the VM when it moves (0: shared storage).
+    pub fn local_disk_mib(&self) -> u64 {
+        self.disks
+            .iter()
+            .filter(|d| d.volume.is_some())
+            .map(|d| d.size_mib)
+            .sum()
+    }
 }
 
 /// One network adapter as observed.
@@ -147,6 +193,9 @@ pub struct MoveRequest {
     pub to: String,
     /// Live or offline.
     pub kind: MoveKind,
+    /// With storage: the folder on the destination that the VM's files go
+    /// to (`<storagePath>\<vm name>`); `None`: memory only (shared storage).
+    pub storage_path: Option<String>,
 }
 
 /// An opaque handle on a running job.

@@ -10,375 +10,32 @@
 //! before the next attempt. VMM knows nothing of Hyper-V's extended port
 //! ACLs, so berth reads and writes them on the hosts themselves
 //! (`hv_observe`, `hv_add_acl`, `hv_remove_acl`), joining VMM's adapters to
-//! Hyper-V's by MAC address; a host berth cannot reach that way is reported
+//! Hyper-V's by adapter id, else a unique name, else a unique non-zero MAC
+//! ([`match_adapter`]); a host berth cannot reach that way is reported
 //! unreachable, since moving a VM there would cost it its rules.
+//!
+//! VMM's module loads only in Windows PowerShell 5.1: this backend runs in
+//! `powershell.exe` locally or over WinRM, never in PowerShell 7 nor over
+//! SSH (refused when the Controller document is validated). The parsing of
+//! `scvmm_observe`'s output lives in [`report`](self) (`scvmm/report.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::hyperv::{HostView, acl_args, cpu_vendor, direction_name, parse_host_report};
-use super::json::{boolean, mib, one_or_many, text, uint};
+use super::hyperv::{HostView, acl_args, direction_name, parse_host_report};
 use super::powershell::{PsError, RemoteError, Session, SessionConfig, scripts};
 use super::{
-    ErrorClass, JobId, MoveRequest, Observed, ObservedAdapter, ObservedHost, ObservedVm, Provider,
-    ProviderError,
+    ErrorClass, JobId, MoveRequest, Observed, ObservedHost, ObservedVm, Provider, ProviderError,
 };
-use crate::spec::{Acl, CpuVendor, Direction, PowerState, ScvmmSettings, Transport, VmOperation};
+use crate::spec::{Acl, Direction, ScvmmSettings, Transport, VmOperation};
 
-// ------------------------------------------------------------ cmdlet JSON
+mod report;
 
-/// What `scvmm_observe` returns.
-#[derive(Debug, Default, Deserialize)]
-pub struct ScvmmReport {
-    /// Get-SCVMHost, projected.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub hosts: Vec<ScHostJson>,
-    /// Get-SCVirtualMachine, projected, with each VM's adapters.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub vms: Vec<ScVmJson>,
-}
-
-/// Get-SCVMHost, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct ScHostJson {
-    /// VMM's name for the host (usually its FQDN).
-    #[serde(rename = "Name", default, deserialize_with = "text")]
-    pub name: Option<String>,
-    /// The computer name.
-    #[serde(rename = "ComputerName", default, deserialize_with = "text")]
-    pub computer_name: Option<String>,
-    /// Physical memory, bytes.
-    #[serde(rename = "TotalMemory", default, deserialize_with = "uint")]
-    pub total_memory: Option<u64>,
-    /// Free memory, MB.
-    #[serde(rename = "AvailableMemory", default, deserialize_with = "uint")]
-    pub available_memory: Option<u64>,
-    /// Simultaneous live migrations allowed.
-    #[serde(rename = "LiveMigrationMaximum", default, deserialize_with = "uint")]
-    pub live_migration_maximum: Option<u64>,
-    /// `GenuineIntel`, `AuthenticAMD`.
-    #[serde(rename = "ProcessorManufacturer", default, deserialize_with = "text")]
-    pub processor_manufacturer: Option<String>,
-    /// `OK`, `NeedsAttention`, `NotResponding`, ...
-    #[serde(rename = "OverallState", default, deserialize_with = "text")]
-    pub overall_state: Option<String>,
-    /// `Responding`, `NotResponding`, `AccessDenied`, ...
-    #[serde(rename = "CommunicationState", default, deserialize_with = "text")]
-    pub communication_state: Option<String>,
-    /// Host virtual switches (Get-SCVirtualNetwork).
-    #[serde(rename = "VirtualSwitches", default, deserialize_with = "one_or_many")]
-    pub virtual_switches: Vec<String>,
-}
-
-/// Get-SCVirtualMachine, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct ScVmJson {
-    /// VM name.
-    #[serde(rename = "Name", default, deserialize_with = "text")]
-    pub name: Option<String>,
-    /// VMM's id.
-    #[serde(rename = "ID", default, deserialize_with = "text")]
-    pub id: Option<String>,
-    /// Hyper-V's VM GUID.
-    #[serde(rename = "VMId", default, deserialize_with = "text")]
-    pub vm_id: Option<String>,
-    /// The host (VMM's name for it).
-    #[serde(rename = "HostName", default, deserialize_with = "text")]
-    pub host_name: Option<String>,
-    /// `Running`, `PowerOff`, `UnderMigration`, `MigrationFailed`, ...
-    #[serde(rename = "Status", default, deserialize_with = "text")]
-    pub status: Option<String>,
-    /// `Running`, `PowerOff`, `Saved`, `Paused`.
-    #[serde(rename = "VirtualMachineState", default, deserialize_with = "text")]
-    pub virtual_machine_state: Option<String>,
-    /// Startup memory, MB.
-    #[serde(rename = "Memory", default, deserialize_with = "uint")]
-    pub memory: Option<u64>,
-    /// Memory in use, MB.
-    #[serde(rename = "MemoryAssignedMB", default, deserialize_with = "uint")]
-    pub memory_assigned_mb: Option<u64>,
-    /// Highly available (clustered).
-    #[serde(rename = "IsHighlyAvailable", default, deserialize_with = "boolean")]
-    pub is_highly_available: Option<bool>,
-    /// The VM's most recent VMM job.
-    #[serde(rename = "MostRecentTaskId", default, deserialize_with = "text")]
-    pub most_recent_task_id: Option<String>,
-    /// Its status.
-    #[serde(rename = "MostRecentTaskStatus", default, deserialize_with = "text")]
-    pub most_recent_task_status: Option<String>,
-    /// Its virtual network adapters.
-    #[serde(rename = "Adapters", default, deserialize_with = "one_or_many")]
-    pub adapters: Vec<ScAdapterJson>,
-}
-
-/// Get-SCVirtualNetworkAdapter, projected.
-#[derive(Debug, Default, Deserialize)]
-pub struct ScAdapterJson {
-    /// VMM's id.
-    #[serde(rename = "ID", default, deserialize_with = "text")]
-    pub id: Option<String>,
-    /// MAC address (`00:15:5D:01:02:03`).
-    #[serde(rename = "MACAddress", default, deserialize_with = "text")]
-    pub mac_address: Option<String>,
-    /// Slot.
-    #[serde(rename = "SlotId", default, deserialize_with = "uint")]
-    pub slot_id: Option<u64>,
-    /// Host virtual switch.
-    #[serde(rename = "VirtualNetwork", default, deserialize_with = "text")]
-    pub virtual_network: Option<String>,
-    /// VM network.
-    #[serde(rename = "VMNetwork", default, deserialize_with = "text")]
-    pub vm_network: Option<String>,
-    /// Whether the VLAN is set.
-    #[serde(rename = "VLanEnabled", default, deserialize_with = "boolean")]
-    pub vlan_enabled: Option<bool>,
-    /// The VLAN.
-    #[serde(rename = "VLanID", default, deserialize_with = "uint")]
-    pub vlan_id: Option<u64>,
-}
-
-/// `scvmm_job`'s answer.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScJobJson {
-    /// `Running`, `Completed`, `SucceedWithInfo`, `Failed`, `Canceled`, `Missing`, ...
-    #[serde(default, deserialize_with = "text")]
-    pub status: Option<String>,
-    /// VMM's error code.
-    #[serde(default, deserialize_with = "text")]
-    pub error_code: Option<String>,
-    /// What went wrong.
-    #[serde(default, deserialize_with = "text")]
-    pub problem: Option<String>,
-    /// What VMM recommends.
-    #[serde(default, deserialize_with = "text")]
-    pub recommended_action: Option<String>,
-    /// Whether a MigrationFailed state was dismissed.
-    #[serde(default, deserialize_with = "boolean")]
-    pub dismissed: Option<bool>,
-}
-
-// ------------------------------------------------------------ mapping
-
-/// A VMM adapter, for the calls that change it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScAdapter {
-    /// VMM's id.
-    pub id: String,
-    /// MAC address, normalised (upper-case hex digits only).
-    pub mac: String,
-    /// Host virtual switch.
-    pub switch: Option<String>,
-    /// VM network.
-    pub vm_network: Option<String>,
-    /// VLAN.
-    pub vlan_id: Option<u16>,
-}
-
-/// One VMM VM.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScVm {
-    /// The VM as VMM sees it (adapters filled in by [`join`]).
-    pub vm: ObservedVm,
-    /// Hyper-V's GUID.
-    pub vm_id: Option<String>,
-    /// VMM's name for its host (what host-side calls address).
-    pub host_address: String,
-    /// Its VMM adapters.
-    pub adapters: Vec<ScAdapter>,
-}
-
-/// `scvmm_observe`'s output mapped onto the model.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ScvmmView {
-    /// Hosts with VMM's name for each (the address of host-side calls).
-    pub hosts: Vec<(ObservedHost, String)>,
-    /// VMs.
-    pub vms: Vec<ScVm>,
-}
-
-/// Upper-case hex digits only: `00:15:5d:01:02:03` → `00155D010203`.
-pub fn normalise_mac(mac: &str) -> String {
-    mac.chars()
-        .filter(char::is_ascii_hexdigit)
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
-}
-
-/// The name berth uses for a VMM host: its computer name, else the first
-/// label of VMM's name.
-pub fn host_label(name: Option<&str>, computer_name: Option<&str>) -> Option<String> {
-    computer_name
-        .filter(|c| !c.trim().is_empty())
-        .map(str::to_string)
-        .or_else(|| name.map(|n| n.split('.').next().unwrap_or(n).to_string()))
-}
-
-fn sc_state(vm: &ScVmJson) -> PowerState {
-    let pick = |s: &str| match s.to_ascii_lowercase().as_str() {
-        "running" => Some(PowerState::Running),
-        "poweroff" | "stopped" | "off" => Some(PowerState::Off),
-        "saved" => Some(PowerState::Saved),
-        "paused" => Some(PowerState::Paused),
-        _ => None,
-    };
-    vm.virtual_machine_state
-        .as_deref()
-        .and_then(pick)
-        .or_else(|| vm.status.as_deref().and_then(pick))
-        .unwrap_or(PowerState::Running)
-}
-
-/// Maps `scvmm_observe`'s output onto the model.
-pub fn parse_scvmm_report(value: &Value) -> Result<ScvmmView, String> {
-    let report: ScvmmReport = serde_json::from_value(value.clone())
-        .map_err(|e| format!("unexpected output from scvmm_observe: {e}"))?;
-    let mut view = ScvmmView::default();
-    let mut labels: HashMap<String, String> = HashMap::new();
-    for h in &report.hosts {
-        let Some(label) = host_label(h.name.as_deref(), h.computer_name.as_deref()) else {
-            return Err("a VMM host without a name".into());
-        };
-        let address = h.name.clone().unwrap_or_else(|| label.clone());
-        labels.insert(address.to_ascii_lowercase(), label.clone());
-        let responding = h
-            .communication_state
-            .as_deref()
-            .is_none_or(|s| s.eq_ignore_ascii_case("Responding"));
-        let not_responding = h
-            .overall_state
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("NotResponding"));
-        view.hosts.push((
-            ObservedHost {
-                name: label,
-                memory_mib: h.total_memory.map_or(0, mib),
-                max_migrations: h
-                    .live_migration_maximum
-                    .map_or(2, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-                cpu_vendor: h
-                    .processor_manufacturer
-                    .as_deref()
-                    .map_or(CpuVendor::Intel, cpu_vendor),
-                switches: h.virtual_switches.clone(),
-                migration_rate_mibps: None,
-                reachable: responding && !not_responding,
-            },
-            address,
-        ));
-    }
-    for (i, vm) in report.vms.iter().enumerate() {
-        let Some(name) = vm.name.clone() else {
-            return Err(format!("VMM VM #{} has no name", i + 1));
-        };
-        let address = vm.host_name.clone().unwrap_or_default();
-        let host = labels
-            .get(&address.to_ascii_lowercase())
-            .cloned()
-            .or_else(|| host_label(Some(&address), None))
-            .unwrap_or_default();
-        let memory_mb = match (vm.memory_assigned_mb, vm.memory) {
-            (Some(a), _) if a > 0 => a,
-            (_, Some(m)) => m,
-            _ => 0,
-        };
-        let migrating = vm
-            .status
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("UnderMigration"));
-        let adapters = vm
-            .adapters
-            .iter()
-            .map(|a| ScAdapter {
-                id: a.id.clone().unwrap_or_default(),
-                mac: a
-                    .mac_address
-                    .as_deref()
-                    .map(normalise_mac)
-                    .unwrap_or_default(),
-                switch: a.virtual_network.clone(),
-                vm_network: a.vm_network.clone(),
-                vlan_id: a
-                    .vlan_id
-                    .filter(|v| a.vlan_enabled == Some(true) && *v > 0)
-                    .and_then(|v| u16::try_from(v).ok()),
-            })
-            .collect();
-        view.vms.push(ScVm {
-            vm: ObservedVm {
-                name,
-                host,
-                state: sc_state(vm),
-                // VMM reports MB (MiB).
-                memory_mib: memory_mb,
-                operation: migrating.then_some(VmOperation::Migrating),
-                migrating_to: None,
-                job: None,
-                adapters: Vec::new(),
-            },
-            vm_id: vm.vm_id.clone(),
-            host_address: address,
-            adapters,
-        });
-    }
-    Ok(view)
-}
-
-/// Completes a VMM VM with what its host reports: adapter names, extended
-/// ACLs and backups from Hyper-V, VM networks from VMM (joined by MAC).
-/// Returns the adapters' VMM ids by adapter name.
-pub fn join(vm: &mut ScVm, host: Option<&HostView>) -> Vec<(String, String)> {
-    let mut ids = Vec::new();
-    let Some(host) = host else {
-        return ids;
-    };
-    let by_id = |v: &&ObservedVm| {
-        vm.vm_id.as_ref().is_some_and(|id| {
-            host.vm_ids
-                .get(&id.to_ascii_lowercase())
-                .is_some_and(|n| *n == v.name)
-        })
-    };
-    let Some(hv) = host
-        .vms
-        .iter()
-        .find(by_id)
-        .or_else(|| host.vms.iter().find(|v| v.name == vm.vm.name))
-    else {
-        return ids;
-    };
-    if vm.vm.operation.is_none() {
-        vm.vm.operation = hv.operation;
-    }
-    vm.vm.adapters = hv
-        .adapters
-        .iter()
-        .map(|a| {
-            let mac = host
-                .macs
-                .iter()
-                .find(|(v, n, _)| *v == hv.name && *n == a.name)
-                .map(|(_, _, m)| normalise_mac(m));
-            let sc = mac.and_then(|m| vm.adapters.iter().find(|s| !m.is_empty() && s.mac == m));
-            if let Some(sc) = sc {
-                ids.push((a.name.clone(), sc.id.clone()));
-            }
-            ObservedAdapter {
-                name: a.name.clone(),
-                switch: a.switch.clone(),
-                vm_network: sc.and_then(|s| s.vm_network.clone()),
-                vlan_id: a.vlan_id.or(sc.and_then(|s| s.vlan_id)),
-                acls: a.acls.clone(),
-            }
-        })
-        .collect();
-    ids
-}
+pub use report::*;
 
 // ------------------------------------------------------------ the provider
 
@@ -554,6 +211,31 @@ fn is_not_found(e: &PsError) -> bool {
         .is_some_and(|r| r.fully_qualified_error_id.starts_with("BerthVmNotFound"))
 }
 
+/// `Move-SCVirtualMachine -Path` for a move: VMM puts a VM's files in a
+/// folder of the VM's name under `-Path`, so the planner's
+/// `<storagePath>\<vm name>` is given as `<storagePath>`; without one, the
+/// settings' `destinationStoragePath`, else nothing (the files stay where
+/// they are).
+pub fn vmm_path(request: &MoveRequest, settings: &ScvmmSettings) -> Option<String> {
+    match &request.storage_path {
+        Some(p) => {
+            let t = p.trim().trim_end_matches(['\\', '/']);
+            let parent = t
+                .rsplit_once(['\\', '/'])
+                .filter(|(_, last)| last.eq_ignore_ascii_case(&request.vm))
+                .map(|(parent, _)| {
+                    if parent.ends_with(':') {
+                        format!("{parent}\\")
+                    } else {
+                        parent.to_string()
+                    }
+                });
+            Some(parent.unwrap_or_else(|| t.to_string()))
+        }
+        None => settings.destination_storage_path.clone(),
+    }
+}
+
 /// A failed VMM job as an error record, so the same rules classify it.
 pub fn job_error(job: &ScJobJson) -> RemoteError {
     let mut message = job
@@ -659,7 +341,7 @@ impl Provider for Scvmm {
         let value = self
             .vmm(
                 scripts::SCVMM_MOVE.name,
-                json!({ "vm": request.vm, "to": to, "path": self.settings.destination_storage_path }),
+                json!({ "vm": request.vm, "to": to, "path": vmm_path(request, &self.settings) }),
             )
             .await?;
         let job_id = value

@@ -45,6 +45,10 @@ impl Snapshot {
                     switches: st.map(|s| s.switches.clone()).unwrap_or_default(),
                     migration_rate_mibps: st.and_then(|s| s.migration_rate_mibps),
                     reachable: st.is_some_and(|s| s.reachable),
+                    max_storage_migrations: 2,
+                    network_mibps: None,
+                    volumes: Vec::new(),
+                    cluster: None,
                 },
             );
         }
@@ -60,6 +64,8 @@ impl Snapshot {
                     operation: st.and_then(|s| s.operation),
                     migrating_to: st.and_then(|s| s.migrating_to.clone()),
                     job: None,
+                    disks: Vec::new(),
+                    clustered: false,
                     adapters: v
                         .adapters
                         .iter()

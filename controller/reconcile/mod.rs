@@ -985,17 +985,9 @@ fn log_spec_change(old: &Desired, new: &Desired) {
         .filter(|k| !new.vms.contains_key(*k))
         .map(String::as_str)
         .collect();
-    let added = new.vms.keys().filter(|k| !old.vms.contains_key(*k)).count();
-    let changed = new
-        .vms
-        .iter()
-        .filter(|(k, v)| old.vms.get(*k).is_some_and(|o| o != *v))
-        .count();
     tracing::info!(
-        "the spec changed: {} hosts, {} VMs ({added} added, {changed} changed, {} removed)",
-        new.hosts.len(),
-        new.vms.len(),
-        gone.len()
+        "the spec changed: {}",
+        crate::spec::SpecChanges::between(old, new)
     );
     if !gone.is_empty() {
         let mut names = gone.iter().take(10).copied().collect::<Vec<_>>().join(", ");

@@ -8,12 +8,16 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::escape::escape_controls;
+
 /// One loaded source file: its path (as the user named it) and its text.
 #[derive(Debug)]
 pub struct SourceFile {
     /// The path as given on the command line or found in a directory walk.
     pub path: PathBuf,
-    /// The whole text of the file, for snippets.
+    /// The whole text of the file, for snippets; empty for a file refused
+    /// as binary (not UTF-8, or holding NUL), which is never quoted, so its
+    /// diagnostics' positions point into the bytes on disk.
     pub text: String,
     /// Position of the file in load order (diagnostics are sorted by it).
     pub order: usize,
@@ -69,11 +73,13 @@ impl fmt::Display for Origin {
             (Some(file), true) => write!(
                 f,
                 "{}:{}:{}",
-                file.path.display(),
+                escape_controls(&file.path.display().to_string()),
                 self.loc.line,
                 self.loc.column
             ),
-            (Some(file), false) => write!(f, "{}", file.path.display()),
+            (Some(file), false) => {
+                write!(f, "{}", escape_controls(&file.path.display().to_string()))
+            }
             (None, _) => f.write_str("<input>"),
         }
     }
@@ -130,12 +136,13 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.origin, self.message)?;
+        // Input text never reaches a terminal or a log raw.
+        write!(f, "{}: {}", self.origin, escape_controls(&self.message))?;
         for r in &self.related {
-            write!(f, " ({} at {})", r.label, r.origin)?;
+            write!(f, " ({} at {})", escape_controls(&r.label), r.origin)?;
         }
         if let Some(help) = &self.help {
-            write!(f, "; help: {help}")?;
+            write!(f, "; help: {}", escape_controls(help))?;
         }
         Ok(())
     }

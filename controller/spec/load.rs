@@ -201,40 +201,72 @@ pub(crate) fn read_file(
             return None;
         }
     };
-    match String::from_utf8(bytes) {
+    match text_or_binary(bytes) {
         Ok(text) => Some(Arc::new(SourceFile {
             path: path.to_path_buf(),
             text,
             order,
         })),
-        Err(e) => {
-            let valid = e.utf8_error().valid_up_to();
-            let bytes = e.into_bytes();
-            let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
-            let line = prefix.matches('\n').count() + 1;
-            let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            // The snippet shows the bad bytes as U+FFFD, which the label
-            // points at (the valid prefix keeps its byte offsets).
+        Err(binary) => {
+            // The file is not quoted: a binary file's bytes (NUL, escape
+            // sequences) must not reach a terminal, and kilobytes of them
+            // explain nothing. The source is left empty, so the diagnostic
+            // names the position and shows no snippet.
             let file = Arc::new(SourceFile {
                 path: path.to_path_buf(),
-                text: String::from_utf8_lossy(&bytes).into_owned(),
+                text: String::new(),
                 order,
             });
-            sink.error(
-                Origin::new(
-                    &file,
-                    Loc {
-                        line: line as u32,
-                        column: column as u32,
-                        offset: valid,
-                        len: char::REPLACEMENT_CHARACTER.len_utf8(),
-                    },
-                ),
-                "the file is not valid UTF-8",
+            sink.push(
+                Diagnostic::new(
+                    Origin::new(&file, binary.loc),
+                    format!(
+                        "not a YAML text file: it holds {} here; binary files are refused and not shown",
+                        binary.what
+                    ),
+                )
+                .with_help("berth reads UTF-8 YAML text; is this the right file?"),
             );
             None
         }
     }
+}
+
+/// Where a file stops being text.
+struct Binary {
+    loc: Loc,
+    what: &'static str,
+}
+
+/// The file's text, or where it stops being text: the first byte that is
+/// not valid UTF-8, or the first NUL, whichever comes first.
+fn text_or_binary(bytes: Vec<u8>) -> Result<String, Binary> {
+    let (bytes, bad, what) = match String::from_utf8(bytes) {
+        Ok(text) => match text.find('\0') {
+            None => return Ok(text),
+            Some(n) => (text.into_bytes(), n, "a NUL byte"),
+        },
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            match bytes[..valid].iter().position(|&b| b == 0) {
+                Some(n) => (bytes, n, "a NUL byte"),
+                None => (bytes, valid, "a byte that is not valid UTF-8"),
+            }
+        }
+    };
+    let prefix = String::from_utf8_lossy(&bytes[..bad]);
+    let line = prefix.matches('\n').count() + 1;
+    let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Err(Binary {
+        loc: Loc {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+            offset: bad,
+            len: 1,
+        },
+        what,
+    })
 }
 
 /// Reads at most `MAX_FILE_BYTES + 1` bytes, so a file that grows while being
@@ -544,12 +576,18 @@ fn parse_as<T: DeserializeOwned>(
             let first = yaml_error(ctx, &e);
             let before = sink.len();
             let found = super::structure::check(ctx, text, kind, options(), sink);
+            // A diagnostic at the parser's line, or one that points at it
+            // (a mis-indented field names the entry that lacks it).
+            let line = first.origin.loc.line;
             let covered = found > 0
-                && sink.diagnostics()[before..]
-                    .iter()
-                    .any(|d| d.origin.loc.line == first.origin.loc.line);
+                && sink.diagnostics()[before..].iter().any(|d| {
+                    d.origin.loc.line == line || d.related.iter().any(|r| r.origin.loc.line == line)
+                });
             if !covered {
-                sink.push(first);
+                match super::structure::misindented_in_text(ctx, text, &first) {
+                    Some(d) => sink.push(d),
+                    None => sink.push(first),
+                }
             }
             None
         }
@@ -595,6 +633,12 @@ fn yaml_error(ctx: &DocCtx, e: &serde_saphyr::Error) -> Diagnostic {
             None => d.with_help(format!("expected one of: {}", expected.join(", "))),
         };
         return d;
+    }
+    if message.contains("mapping values are not allowed") {
+        // What a key indented deeper than its siblings looks like to YAML.
+        return Diagnostic::new(origin, message).with_help(
+            "check this line's indentation: a field lines up with the other fields of its entry",
+        );
     }
     Diagnostic::new(origin, message)
 }

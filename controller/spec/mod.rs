@@ -5,8 +5,10 @@
 //! and it owns the JSON Schemas of the three document kinds. Everything
 //! downstream (providers, planner, executor) consumes the typed model only.
 
+mod changes;
 mod diag;
 mod duration;
+mod escape;
 mod intent;
 mod load;
 pub mod model;
@@ -16,8 +18,11 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use changes::{Counts, SpecChanges};
 pub use diag::{Diagnostic, Loc, Origin, Related, SourceFile, SpecError};
 pub use duration::{format_duration, human_seconds, parse_duration};
+pub use escape::{escape_controls, escape_controls_keep_lines, is_unsafe_char};
+pub(crate) use escape::{escape_snippet, map_offset};
 pub use load::{API_VERSION, KINDS, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
 pub use validate::{check_name, parse_address, parse_port, parse_protocol};

@@ -421,7 +421,7 @@ pub struct HyperVSettings {
 }
 
 /// SCVMM backend settings.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScvmmSettings {
     /// VMM management server.
     pub server: String,
@@ -430,6 +430,23 @@ pub struct ScvmmSettings {
     pub destination_storage_path: Option<String>,
     /// PowerShell settings.
     pub shell: ShellSettings,
+}
+
+/// The shell the scvmm backend uses unless told otherwise: the
+/// VirtualMachineManager module loads only in Windows PowerShell 5.1.
+pub const SCVMM_SHELL: &str = "powershell.exe";
+
+impl Default for ScvmmSettings {
+    fn default() -> Self {
+        ScvmmSettings {
+            server: String::new(),
+            destination_storage_path: None,
+            shell: ShellSettings {
+                shell: SCVMM_SHELL.to_string(),
+                ..ShellSettings::default()
+            },
+        }
+    }
 }
 
 /// CPU vendor; live migration only between equal vendors.

@@ -454,11 +454,13 @@ pub struct ScvmmRaw {
     /// (`Move-SCVirtualMachine -Path`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_storage_path: Option<Sp<String>>,
-    /// `local`, `winrm` or `ssh` (default `local`).
+    /// `local` or `winrm` (default `local`); `ssh` is refused: it needs
+    /// PowerShell 7, where the VirtualMachineManager module does not load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["local", "winrm", "ssh"]))]
     pub transport: Option<Sp<String>>,
-    /// The PowerShell executable (default `pwsh`).
+    /// The PowerShell executable (default `powershell.exe`, Windows
+    /// PowerShell 5.1; PowerShell 7 `pwsh` is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Sp<String>>,
     /// Time limit of one PowerShell call (default 2m).

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::diag::{Diagnostic, Sink};
+use super::diag::{Diagnostic, Loc, Origin, Sink};
 use super::load::{DocCtx, closest};
 use super::raw::Sp;
 
@@ -117,8 +117,15 @@ pub(crate) fn check(
         return 0;
     };
     let before = sink.len();
-    let mut w = Walker { ctx, root, sink };
+    let mut w = Walker {
+        ctx,
+        root,
+        sink,
+        missing: Vec::new(),
+        unknown: Vec::new(),
+    };
     w.walk(&tree, root);
+    w.finish();
     sink.len() - before
 }
 
@@ -126,6 +133,21 @@ struct Walker<'a> {
     ctx: &'a DocCtx,
     root: &'static Value,
     sink: &'a mut Sink,
+    /// Missing required fields, held back until [`Walker::finish`].
+    missing: Vec<Missing>,
+    /// Unknown fields (name, diagnostic), held back likewise.
+    unknown: Vec<(String, Diagnostic)>,
+}
+
+/// A required field a mapping lacks.
+struct Missing {
+    field: String,
+    /// The mapping's own diagnostic ("missing field `host`").
+    diagnostic: Diagnostic,
+    /// Column of the mapping's keys (1-based), 0 when it has none.
+    key_column: u32,
+    /// Line of the mapping's first key.
+    first_line: u32,
 }
 
 impl Walker<'_> {
@@ -210,7 +232,7 @@ impl Walker<'_> {
                                     d.with_help(format!("expected one of: {}", names.join(", ")))
                                 }
                             };
-                            self.sink.push(d);
+                            self.unknown.push((key.value.clone(), d));
                         }
                         None => {}
                     }
@@ -223,8 +245,16 @@ impl Walker<'_> {
                     .filter_map(Value::as_str)
                 {
                     if !entries.iter().any(|(k, _)| k.value == req) && !suggested.contains(&req) {
-                        self.sink
-                            .error(at.clone(), format!("missing field `{req}`"));
+                        let first = entries.first().map(|(k, _)| self.ctx.at(k).loc);
+                        self.missing.push(Missing {
+                            field: req.to_string(),
+                            diagnostic: Diagnostic::new(
+                                at.clone(),
+                                format!("missing field `{req}`"),
+                            ),
+                            key_column: first.map_or(0, |l| l.column),
+                            first_line: first.map_or(at.loc.line, |l| l.line),
+                        });
                     }
                 }
             }
@@ -273,6 +303,147 @@ impl Walker<'_> {
             }
         }
     }
+}
+
+impl Walker<'_> {
+    /// Reports the held-back fields. A field one mapping lacks that appears
+    /// below it as an unknown field of another mapping, at another
+    /// indentation, is one mistake, not two: it is reported once, at the
+    /// mis-indented line, with a hint about indentation.
+    fn finish(&mut self) {
+        let mut unknown: Vec<Option<(String, Diagnostic)>> = std::mem::take(&mut self.unknown)
+            .into_iter()
+            .map(Some)
+            .collect();
+        for m in std::mem::take(&mut self.missing) {
+            let stray = unknown
+                .iter()
+                .enumerate()
+                .filter_map(|(i, u)| u.as_ref().map(|u| (i, u)))
+                .filter(|(_, (name, d))| {
+                    *name == m.field
+                        && d.origin.loc.line > m.first_line
+                        && d.origin.loc.column != m.key_column
+                        && m.key_column > 0
+                })
+                .min_by_key(|(_, (_, d))| d.origin.loc.line)
+                .map(|(i, _)| i);
+            let Some(i) = stray else {
+                self.sink.push(m.diagnostic);
+                continue;
+            };
+            let Some((_, d)) = unknown[i].take() else {
+                continue;
+            };
+            self.sink.push(misindented(
+                &m.field,
+                d.origin,
+                m.key_column,
+                m.first_line,
+                m.diagnostic.origin,
+            ));
+        }
+        for (_, d) in unknown.into_iter().flatten() {
+            self.sink.push(d);
+        }
+    }
+}
+
+/// One diagnostic for a field written at the wrong indentation: at the
+/// mis-indented line, with the entry that lacks it as a related position.
+fn misindented(
+    field: &str,
+    at: Origin,
+    key_column: u32,
+    entry_line: u32,
+    entry: Origin,
+) -> Diagnostic {
+    let column = at.loc.column;
+    let (fix, now) = if column < key_column {
+        ("more", "less")
+    } else {
+        ("less", "more")
+    };
+    Diagnostic::new(
+        at,
+        format!(
+            "`{field}` is indented {now} than the fields of the entry above (column {column}, not {key_column}), so it is not part of it"
+        ),
+    )
+    .with_help(format!(
+        "indent `{field}` {fix}, to column {key_column} to line up with the fields of the entry at line {entry_line}, which needs it"
+    ))
+    .with_related("the entry that lacks it", entry)
+}
+
+/// For a parser's "missing field `X`" at a mapping's first key: the line
+/// below it that holds `X:` at another indentation, as one diagnostic. This
+/// reads the text, for the case the generic tree cannot be built (a key
+/// indented between two levels is a syntax error once the parser gets there,
+/// but the missing field is reported first).
+pub(crate) fn misindented_in_text(
+    ctx: &DocCtx,
+    text: &str,
+    missing: &Diagnostic,
+) -> Option<Diagnostic> {
+    let field = missing
+        .message
+        .strip_prefix("missing field `")?
+        .strip_suffix('`')?;
+    let key_column = missing.origin.loc.column;
+    let doc_line = missing.origin.loc.line.checked_sub(ctx.line_offset)? as usize;
+    if key_column == 0 || doc_line == 0 {
+        return None;
+    }
+    let mut offset = 0usize;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let here = offset;
+        offset += line.len();
+        if i < doc_line {
+            continue;
+        }
+        if i > doc_line + 50 {
+            return None;
+        }
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start_matches(' ');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = body.len() - trimmed.len();
+        let column = u32::try_from(indent + 1).ok()?;
+        if trimmed.starts_with("- ") || trimmed == "-" || indent == 0 {
+            return None;
+        }
+        let key = trimmed
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim_matches(['"', '\'']);
+        if key == field
+            && trimmed[key.len()..]
+                .trim_start_matches(['"', '\''])
+                .starts_with(':')
+        {
+            if column == key_column {
+                return None;
+            }
+            let at = ctx.origin(Loc {
+                line: u32::try_from(i + 1).ok()?,
+                column,
+                offset: here + indent,
+                len: field.len(),
+            });
+            return Some(misindented(
+                field,
+                at,
+                key_column,
+                missing.origin.loc.line,
+                missing.origin.clone(),
+            ));
+        }
+    }
+    None
 }
 
 fn describe(types: &BTreeSet<&str>) -> String {

@@ -321,13 +321,15 @@ impl Validator {
             let Some(server) = name(ctx, &s.server, "server", sink) else {
                 return;
             };
+            let mut shell = shell_settings(ctx, &s.transport, &s.shell, &s.call_timeout, sink);
+            scvmm_shell(ctx, s, &mut shell, sink);
             ProviderSpec::Scvmm(ScvmmSettings {
                 server,
                 destination_storage_path: s
                     .destination_storage_path
                     .as_ref()
                     .map(|p| p.value.clone()),
-                shell: shell_settings(ctx, &s.transport, &s.shell, &s.call_timeout, sink),
+                shell,
             })
         } else {
             return;
@@ -459,6 +461,53 @@ fn shell_settings(
         shell,
         call_timeout: positive_duration(ctx, timeout, d.call_timeout, sink),
     }
+}
+
+/// The scvmm backend's shell: Windows PowerShell 5.1 (`powershell.exe`)
+/// unless another is named, never PowerShell 7 (the VirtualMachineManager
+/// module does not load there) and never the SSH transport (which needs
+/// PowerShell 7 on both ends).
+fn scvmm_shell(ctx: &DocCtx, s: &ScvmmRaw, shell: &mut ShellSettings, sink: &mut Sink) {
+    if s.shell.is_none() {
+        shell.shell = SCVMM_SHELL.to_string();
+    }
+    if let Some(t) = &s.transport
+        && shell.transport == Transport::Ssh
+    {
+        sink.push(
+            Diagnostic::new(
+                ctx.at(t),
+                "the scvmm backend cannot use transport `ssh`: PowerShell remoting over SSH needs PowerShell 7, where the VirtualMachineManager module does not load",
+            )
+            .with_help("use `transport: local` (the VMM console on this machine) or `transport: winrm`"),
+        );
+    }
+    if let Some(sh) = &s.shell
+        && is_pwsh(&sh.value)
+    {
+        sink.push(
+            Diagnostic::new(
+                ctx.at(sh),
+                format!(
+                    "the scvmm backend cannot run in PowerShell 7 (`{}`): the VirtualMachineManager module does not load there",
+                    sh.value
+                ),
+            )
+            .with_help("leave `shell` out (Windows PowerShell 5.1, `powershell.exe`) or name powershell.exe"),
+        );
+    }
+}
+
+/// Whether a shell names PowerShell 7 (`pwsh`, `pwsh.exe`, a path to it).
+fn is_pwsh(shell: &str) -> bool {
+    let file = shell
+        .trim()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let stem = file.strip_suffix(".exe").unwrap_or(&file);
+    stem == "pwsh" || stem.starts_with("pwsh-")
 }
 
 fn adapters(ctx: &DocCtx, vm: &str, list: &[AdapterRaw], sink: &mut Sink) -> Vec<AdapterSpec> {

@@ -66,11 +66,13 @@ pub enum SimError {
     },
     /// The saved state is unreadable.
     #[error(
-        "{path}: the saved world is unreadable ({message}); run `berth sim reset` to start over"
+        "{path}: the saved world is unreadable ({message}); run `berth sim reset {fleet}` to start over"
     )]
     Corrupt {
         /// The file.
         path: String,
+        /// The Fleet file whose world it is (for the `sim reset` hint).
+        fleet: String,
         /// What is wrong.
         message: String,
     },
@@ -167,9 +169,9 @@ impl Inner {
         };
         let path = files.dir.join(STATE_FILE);
         let tmp = files.dir.join("state.json.tmp");
-        let text = serde_json::to_vec(&saved).map_err(|e| SimError::Corrupt {
+        let text = serde_json::to_vec(&saved).map_err(|e| SimError::Io {
             path: path.display().to_string(),
-            message: e.to_string(),
+            source: std::io::Error::other(e),
         })?;
         std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -227,6 +229,7 @@ impl Sim {
                 let saved: Saved =
                     serde_json::from_slice(&text).map_err(|e| SimError::Corrupt {
                         path: state_path.display().to_string(),
+                        fleet: fleet_path.display().to_string(),
                         message: e.to_string(),
                     })?;
                 if saved.fleet_fingerprint != fingerprint {

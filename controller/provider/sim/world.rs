@@ -603,6 +603,10 @@ impl World {
                         switches: h.switches.clone(),
                         migration_rate_mibps: Some(h.rate),
                         reachable: !h.down,
+                        max_storage_migrations: 2,
+                        network_mibps: None,
+                        volumes: Vec::new(),
+                        cluster: None,
                     },
                 )
             })
@@ -645,6 +649,8 @@ impl World {
             operation,
             migrating_to: migration.map(|m| self.hosts[m.to].name.clone()),
             job: migration.map(|m| JobId(m.job.to_string())),
+            disks: Vec::new(),
+            clustered: false,
             adapters: v
                 .adapters
                 .iter()
