@@ -196,6 +196,7 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
                     host_name(*h)
                 },
                 choice,
+                priority: 0,
                 fallback: Vec::new(),
                 adapters: None,
                 origin: Origin::default(),

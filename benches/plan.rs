@@ -168,6 +168,7 @@ fn fleet(vms: usize, hosts: usize, moving: f64) -> (Desired, Observed) {
                     acls: Some(rules.clone()),
                 }]),
                 origin: Origin::default(),
+                priority: 0,
             },
         );
     }

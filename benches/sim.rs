@@ -26,6 +26,7 @@ fn fleet(hosts: usize, vms: usize) -> FleetSpec {
     };
     FleetSpec {
         seed: 1,
+        start_time: berth::spec::DEFAULT_START_TIME,
         faults: Faults::default(),
         hosts: (0..hosts)
             .map(|i| FleetHost {

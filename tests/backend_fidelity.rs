@@ -55,6 +55,7 @@ fn observed(hosts: Vec<ObservedHost>, vms: Vec<ObservedVm>) -> Observed {
             .into_iter()
             .map(|v| (v.name.clone(), v))
             .collect::<BTreeMap<_, _>>(),
+        backups_end_in: BTreeMap::new(),
     }
 }
 

@@ -478,10 +478,11 @@ fn cli_plan_with_changes_exits_2_with_detailed_exitcode_and_changes_nothing() {
     // Without --detailed-exitcode, changes are still success.
     berth().arg("plan").arg(&dir).assert().code(0);
 
-    // Planning moved nothing: the world's journal is empty.
-    let journal = dir.join(".berth").join("events.jsonl");
-    let events = std::fs::read_to_string(&journal).expect("the simulator's journal");
-    assert_eq!(events, "", "plan must not change the world");
+    // Planning wrote nothing: a fresh world gets no state from being read.
+    assert!(
+        !dir.join(".berth").exists(),
+        "plan must not create or change the world"
+    );
 }
 
 #[test]
@@ -526,7 +527,15 @@ fn cli_plan_against_an_observe_snapshot_gives_the_same_plan() {
     assert_eq!(from_snapshot["actions"], from_sim["actions"]);
     assert_eq!(from_snapshot["blocked"], from_sim["blocked"]);
     assert_eq!(from_snapshot["unmanaged"], from_sim["unmanaged"]);
-    assert_eq!(from_snapshot, from_sim);
+    // The simulator also tells when running backups end, which a snapshot
+    // does not record: its estimate may only be longer.
+    let (mut a, mut b) = (from_snapshot.clone(), from_sim.clone());
+    let (ea, eb) = (
+        a["estimatedSeconds"].take().as_f64().unwrap_or(0.0),
+        b["estimatedSeconds"].take().as_f64().unwrap_or(0.0),
+    );
+    assert_eq!(a, b);
+    assert!(eb >= ea, "{eb} < {ea}");
     assert_eq!(check_contract(&from_sim).len(), 10);
 }
 

@@ -279,6 +279,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
     }
     let fleet = FleetSpec {
         seed: 1,
+        start_time: berth::spec::DEFAULT_START_TIME,
         faults: Faults {
             over_limit_wait: Duration::from_secs(300),
             ..Faults::default()
@@ -333,6 +334,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
                 fallback,
                 adapters,
                 origin: Origin::default(),
+                priority: 0,
             },
         );
     }

@@ -1040,6 +1040,7 @@ fn policy_defaults_apply() {
             backup_wait: Duration::from_secs(60 * 60),
             max_moves_per_apply: 50,
             suspend: false,
+            move_windows: Vec::new(),
         }
     );
     assert_eq!(d.controller, None);

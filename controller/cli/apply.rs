@@ -107,6 +107,9 @@ impl Observer for Progress {
                     "move {vm}: {from} -> {to} ({kind}, ~{}{again})",
                     human_seconds(*estimate)
                 );
+                if let Display::Bars { overall, .. } = &self.display {
+                    overall.set_message("");
+                }
                 self.line(&format!("{text} started"));
                 if let Display::Bars { multi, lines, .. } = &self.display {
                     let pb = multi.add(ProgressBar::new_spinner());
@@ -141,6 +144,25 @@ impl Observer for Progress {
             }
             Event::Blocked { vm, reason } => self.line(&format!("blocked {vm}: {reason}")),
             Event::Replanning { why } => self.line(&format!("re-plan: {why}")),
+            Event::WindowWait {
+                why,
+                remaining,
+                vms,
+            } => {
+                let left = remaining.map_or(String::new(), |d| {
+                    format!(" (in {})", human_seconds(d.as_secs_f64()))
+                });
+                if let Display::Bars { overall, .. } = &self.display {
+                    overall.set_message(format!("{why}{left}"));
+                }
+                if !vms.is_empty() {
+                    self.line(&format!(
+                        "wait: {why}{left}; {} wait{}, fixes go ahead",
+                        plan_output::plural(vms.len(), "move", "moves"),
+                        if vms.len() == 1 { "s" } else { "" }
+                    ));
+                }
+            }
         }
     }
 }
@@ -157,6 +179,8 @@ pub struct ApplyArgs {
     pub max_moves: Option<u32>,
     /// `--output`.
     pub output: PlanFormat,
+    /// `--ignore-windows`.
+    pub ignore_windows: bool,
 }
 
 fn confirm() -> bool {
@@ -216,7 +240,10 @@ async fn apply(
             return EXIT_ERROR;
         }
     };
-    let plan = crate::plan::plan(desired, &observed);
+    let mut plan = crate::plan::plan(desired, &observed);
+    if !args.ignore_windows {
+        plan.move_window = crate::plan::window_status(desired, provider.now());
+    }
     let say = |text: &str| {
         if json {
             eprint!("{text}");
@@ -270,6 +297,8 @@ async fn apply(
     let progress = Progress::new(bars, json);
     let opts = Options {
         max_moves: Some(limit.saturating_mul(2).max(limit)),
+        ignore_windows: args.ignore_windows,
+        wait_for_window: true,
         ..Options::default()
     };
     let result = execute::converge(desired, provider, &opts, &progress, control.clone()).await;

@@ -79,6 +79,25 @@ pub fn block_on<T>(choice: &Choice, fut: impl Future<Output = T>) -> T {
     }
 }
 
+/// Opens the provider to look only (`plan`, `observe`): the simulator is
+/// read without its lock and without writing, so it works while `watch`
+/// acts on the same world.
+pub fn open_to_read(choice: &Choice) -> Result<Arc<dyn Provider>, String> {
+    match choice {
+        Choice::Sim(fleet) | Choice::Real(ProviderSpec::Sim { fleet }) => {
+            match Sim::open_to_read(fleet) {
+                Ok(sim) => Ok(Arc::new(sim)),
+                Err(crate::provider::sim::SimError::Spec(e)) => {
+                    super::render::spec_error(&e);
+                    Err(format!("the Fleet file {} is invalid", fleet.display()))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        other => open(other),
+    }
+}
+
 /// Opens the backend. Must run inside [`block_on`].
 pub fn open(choice: &Choice) -> Result<Arc<dyn Provider>, String> {
     match choice {

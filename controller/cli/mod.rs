@@ -91,6 +91,9 @@ pub enum Command {
         /// Output format of the final report.
         #[arg(long, value_enum, default_value_t = ApplyFormat::Text)]
         output: ApplyFormat,
+        /// Start moves outside policy.moveWindows too (instead of waiting for the next window).
+        #[arg(long)]
+        ignore_windows: bool,
     },
     /// Keep the fleet converged as the documents in DIR change (runs until SIGTERM or Ctrl-C).
     #[command(after_long_help = help::WATCH)]
@@ -245,12 +248,14 @@ pub fn run(cli: Cli) -> u8 {
             auto_approve,
             max_moves,
             output,
+            ignore_windows,
         } => apply::run(apply::ApplyArgs {
             paths,
             provider,
             auto_approve,
             max_moves,
             output: output.into(),
+            ignore_windows,
         }),
         Command::Plan {
             paths,
@@ -288,12 +293,13 @@ pub fn run(cli: Cli) -> u8 {
     }
 }
 
-/// Observes the fleet through the chosen provider, or reads a snapshot.
+/// Observes the fleet through the chosen provider, or reads a snapshot;
+/// with the provider's current time (the wall clock for a snapshot).
 fn observe_for_plan(
     desired: &spec::Desired,
     flag: Option<&str>,
     snapshot: Option<&std::path::Path>,
-) -> Result<crate::provider::Observed, String> {
+) -> Result<(crate::provider::Observed, jiff::Timestamp), String> {
     if let Some(path) = snapshot {
         let snap = spec::load(&[path.to_path_buf()]).map_err(|e| {
             render::spec_error(&e);
@@ -303,17 +309,19 @@ fn observe_for_plan(
             crate::provider::snapshot::Snapshot::from_desired(&path.display().to_string(), &snap)?;
         let choice = backend::Choice::Sim(PathBuf::new());
         return backend::block_on(&choice, async {
-            crate::provider::Provider::observe(&provider)
+            let observed = crate::provider::Provider::observe(&provider)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok((observed, crate::provider::Provider::now(&provider)))
         });
     }
     let choice = backend::choose(flag, Some(desired))?;
     backend::block_on(&choice, async {
-        let provider = backend::open(&choice)?;
+        let provider = backend::open_to_read(&choice)?;
         let observed = provider.observe().await.map_err(|e| e.to_string());
+        let now = provider.now();
         provider.close().await.map_err(|e| e.to_string())?;
-        observed
+        Ok((observed?, now))
     })
 }
 
@@ -333,7 +341,7 @@ fn plan_command(
             return EXIT_ERROR;
         }
     };
-    let observed = match observe_for_plan(&desired, flag, snapshot) {
+    let (observed, now) = match observe_for_plan(&desired, flag, snapshot) {
         Ok(o) => o,
         Err(message) => {
             render::error(&message);
@@ -352,7 +360,8 @@ fn plan_command(
             }
         };
     }
-    let plan = crate::plan::plan(&desired, &observed);
+    let mut plan = crate::plan::plan(&desired, &observed);
+    plan.move_window = crate::plan::window_status(&desired, now);
     let diff = with_diff.then(|| plan_output::diff(&desired, &observed, &plan));
     let text = match output {
         PlanFormat::Json => plan_output::json(&plan, diff.as_deref()) + "\n",
@@ -405,7 +414,7 @@ fn observe(flag: Option<&str>, paths: &[PathBuf]) -> u8 {
         }
     };
     let result = backend::block_on(&choice, async {
-        let provider = backend::open(&choice)?;
+        let provider = backend::open_to_read(&choice)?;
         let observed = provider.observe().await.map_err(|e| e.to_string());
         provider.close().await.map_err(|e| e.to_string())?;
         observed

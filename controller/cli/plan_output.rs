@@ -365,7 +365,32 @@ pub fn text(plan: &Plan, style: Style) -> String {
     }
     out.push_str(&style.bold(&summary(plan)));
     out.push('\n');
+    if let Some(w) = window_line(plan) {
+        out.push_str(&w);
+        out.push('\n');
+    }
     out
+}
+
+/// What the move windows mean for this plan, when `policy.moveWindows` is set.
+fn window_line(plan: &Plan) -> Option<String> {
+    let w = plan.move_window.as_ref()?;
+    let fixes = plan.actions.len() - plan.moves();
+    Some(match (w.open, plan.moves(), w.opens_in_seconds) {
+        (true, _, _) => format!("Move window: {}.", w.text),
+        (false, 0, _) => format!("Move window: closed; {}.", w.text),
+        (false, _, Some(secs)) => format!(
+            "Move window: closed; {} (in {}). Moves wait for it{}.",
+            w.text,
+            human_seconds(secs),
+            if fixes > 0 {
+                "; fixes go ahead now"
+            } else {
+                ""
+            }
+        ),
+        (false, _, None) => format!("Move window: closed; {}. Moves wait.", w.text),
+    })
 }
 
 fn md_escape(s: &str) -> String {
@@ -386,6 +411,9 @@ fn md_escape(s: &str) -> String {
 pub fn markdown(plan: &Plan, diff: Option<&str>) -> String {
     let mut out = String::from("### berth plan\n\n");
     writeln!(out, "**{}**\n", md_escape(&summary(plan))).ok();
+    if let Some(w) = window_line(plan) {
+        writeln!(out, "{}\n", md_escape(&w)).ok();
+    }
     if !plan.actions.is_empty() {
         out.push_str("| # | action | details | after |\n|---:|---|---|---|\n");
         for a in &plan.actions {

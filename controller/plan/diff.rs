@@ -278,12 +278,18 @@ pub(super) fn targets(
         }
     }
 
-    // Maintenance: largest VMs first. A VM that declares `fallback` waits
-    // only on those hosts (the first that can take it, in order) and is
-    // blocked where it is when none can; without `fallback` the planner
-    // chooses: where it is if that is fine, else the eligible host with
-    // the most room left.
-    evacuate.sort_by(|a, b| b.memory_mib.cmp(&a.memory_mib).then(a.name.cmp(&b.name)));
+    // Maintenance: the highest `priority` first, then the largest VMs. A
+    // VM that declares `fallback` waits only on those hosts (the first that
+    // can take it, in order) and is blocked where it is when none can;
+    // without `fallback` the planner chooses: where it is if that is fine,
+    // else the eligible host with the most room left.
+    let prio = |vm: &ObservedVm| desired.vms.get(&vm.name).map_or(0, |s| s.priority);
+    evacuate.sort_by(|a, b| {
+        prio(b)
+            .cmp(&prio(a))
+            .then(b.memory_mib.cmp(&a.memory_mib))
+            .then(a.name.cmp(&b.name))
+    });
     for vm in evacuate {
         let spec = desired.vms.get(&vm.name);
         let from = &observed.hosts[&vm.host];

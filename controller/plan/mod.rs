@@ -12,6 +12,7 @@ mod order;
 pub mod schedule;
 mod separate;
 mod solve;
+pub mod window;
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ use crate::spec::{Acl, Desired, Direction};
 pub use diff::acl_diff as diff_acls;
 pub use schedule::{Caps, estimate_makespan};
 pub use solve::{Headroom, Verdict};
+pub use window::{MoveWindowStatus, fixes_only, window_status};
 
 /// Why a VM moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -208,6 +210,10 @@ pub struct Plan {
     /// when host groups or `headroom` are declared).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub headroom: Vec<Headroom>,
+    /// Move windows at planning time; omitted when none are declared (set
+    /// by callers that know the time: see [`window_status`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub move_window: Option<MoveWindowStatus>,
 }
 
 impl Plan {
@@ -273,7 +279,18 @@ pub fn plan_with_holds(
     plan.unmanaged = targets.unmanaged;
     plan.in_flight = targets.in_flight;
     plan.headroom = targets.headroom;
-    plan.estimated_seconds = estimate_makespan(&plan, &caps);
+    // A move of a VM being backed up starts when its backup ends, where
+    // the provider can tell when that is.
+    let release: std::collections::HashMap<u32, f64> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind.is_move())
+        .filter_map(|a| {
+            let end = observed.backups_end_in.get(a.kind.vm())?;
+            Some((a.id, *end))
+        })
+        .collect();
+    plan.estimated_seconds = schedule::estimate_makespan_from(&plan, &caps, &release);
     plan.in_sync = plan.actions.is_empty() && plan.blocked.is_empty() && plan.in_flight.is_empty();
     plan
 }

@@ -159,6 +159,10 @@ impl<'a> Builder<'a> {
                 prev: None,
             })
             .collect();
+        // Higher `priority` first (stable: ties keep the diff's order), so
+        // the most important VMs take the memory that is free now and wait
+        // for no other move.
+        pending.sort_by_key(|p| std::cmp::Reverse(self.caps.priority(&p.want.vm)));
         while !pending.is_empty() {
             let mut progressed = false;
             // One pass in order; what does not fit yet waits for the next
@@ -239,11 +243,17 @@ impl<'a> Builder<'a> {
             let mut incoming: Vec<usize> = (0..pending.len())
                 .filter(|i| pending[*i].want.to == host)
                 .collect();
+            // The least important first, then the largest.
             incoming.sort_by(|a, b| {
-                pending[*b]
-                    .want
-                    .memory_mib
-                    .cmp(&pending[*a].want.memory_mib)
+                let prio = |i: &usize| self.caps.priority(&pending[*i].want.vm);
+                prio(a)
+                    .cmp(&prio(b))
+                    .then(
+                        pending[*b]
+                            .want
+                            .memory_mib
+                            .cmp(&pending[*a].want.memory_mib),
+                    )
                     .then(pending[*a].want.vm.cmp(&pending[*b].want.vm))
             });
             let mut drop = Vec::new();
@@ -399,6 +409,7 @@ impl<'a> Builder<'a> {
             in_flight: Vec::new(),
             estimated_seconds: 0.0,
             headroom: Vec::new(),
+            move_window: None,
         }
     }
 }

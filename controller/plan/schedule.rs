@@ -17,12 +17,15 @@ use crate::spec::Desired;
 
 use super::{Action, ActionKind, Plan};
 
-/// Effective migration limits.
+/// Effective migration limits, and the VMs' declared priorities (which
+/// decide among moves ready at once).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caps {
     per_host: HashMap<String, u32>,
     /// Moves in flight across the fleet.
     pub max_parallel: u32,
+    /// `vms[].priority` where it is not 0.
+    priority: HashMap<String, i64>,
 }
 
 impl Caps {
@@ -45,9 +48,16 @@ impl Caps {
                 (h.name.clone(), cap)
             })
             .collect();
+        let priority = desired
+            .vms
+            .values()
+            .filter(|v| v.priority != 0)
+            .map(|v| (v.name.clone(), v.priority))
+            .collect();
         Caps {
             per_host,
             max_parallel: policy.max_parallel_migrations,
+            priority,
         }
     }
 
@@ -56,7 +66,19 @@ impl Caps {
         Caps {
             per_host,
             max_parallel,
+            priority: HashMap::new(),
         }
+    }
+
+    /// The same limits with these VM priorities (tests, benchmarks).
+    pub fn with_priorities(mut self, priority: HashMap<String, i64>) -> Caps {
+        self.priority = priority;
+        self
+    }
+
+    /// A VM's declared priority (0 unless declared).
+    pub fn priority(&self, vm: &str) -> i64 {
+        self.priority.get(vm).copied().unwrap_or(0)
     }
 
     /// Live migrations allowed at once on `host` (in + out).
@@ -121,6 +143,7 @@ impl Dependencies {
 /// A move's view for scheduling.
 #[derive(Debug, Clone)]
 struct MoveInfo {
+    vm: String,
     from: String,
     to: String,
     live: bool,
@@ -130,12 +153,14 @@ struct MoveInfo {
 fn move_info(a: &Action) -> Option<MoveInfo> {
     match &a.kind {
         ActionKind::Move {
+            vm,
             from,
             to,
             method,
             estimated_seconds,
             ..
         } => Some(MoveInfo {
+            vm: vm.clone(),
             from: from.clone(),
             to: to.clone(),
             live: *method == MoveKind::Live,
@@ -145,10 +170,16 @@ fn move_info(a: &Action) -> Option<MoveInfo> {
     }
 }
 
+/// How urgent an action is: declared priority, then critical path, then
+/// length (greater first).
+type Urgency = (i64, u64, u64);
+
 /// Tracks ready and running actions and picks which start next.
 ///
-/// Priorities are fixed when the plan is loaded: the longer of the chain of
-/// work behind a move and the live-migration work on its busier host (per
+/// Priorities are fixed when the plan is loaded: first the VM's declared
+/// `priority` (a move that must finish before a more important one starts
+/// inherits that one's priority), then the longer of the chain of work
+/// behind a move and the live-migration work on its busier host (per
 /// slot), then the move's own length. Ready moves that do not fit because a
 /// host is full are parked on that host until one of its migrations ends,
 /// so each pick costs a few set operations, not a scan of every ready move.
@@ -156,8 +187,8 @@ fn move_info(a: &Action) -> Option<MoveInfo> {
 pub struct Scheduler {
     caps: Caps,
     moves: HashMap<u32, MoveInfo>,
-    priority: HashMap<u32, (u64, u64)>,
-    ready: BTreeSet<(Reverse<(u64, u64)>, u32)>,
+    priority: HashMap<u32, Urgency>,
+    ready: BTreeSet<(Reverse<Urgency>, u32)>,
     parked: HashMap<String, Vec<u32>>,
     running_on: HashMap<String, u32>,
     running: u32,
@@ -175,6 +206,7 @@ impl Scheduler {
         // is a topological order).
         let deps = Dependencies::new(plan);
         let mut tail: HashMap<u32, f64> = HashMap::new();
+        let mut declared: HashMap<u32, i64> = HashMap::new();
         for a in plan.actions.iter().rev() {
             let own = moves.get(&a.id).map_or(0.0, |m| m.seconds);
             let next = deps
@@ -183,6 +215,16 @@ impl Scheduler {
                 .filter_map(|x| tail.get(x))
                 .fold(0.0f64, |m, v| m.max(*v));
             tail.insert(a.id, own + next);
+            if let Some(m) = moves.get(&a.id) {
+                let inherited = deps
+                    .successors(a.id)
+                    .iter()
+                    .filter_map(|x| declared.get(x))
+                    .copied()
+                    .max();
+                let own = caps.priority(&m.vm);
+                declared.insert(a.id, inherited.map_or(own, |i| i.max(own)));
+            }
         }
         let mut load: HashMap<&str, f64> = HashMap::new();
         for m in moves.values().filter(|m| m.live) {
@@ -197,15 +239,20 @@ impl Scheduler {
             .iter()
             .map(|a| {
                 let t = tail.get(&a.id).copied().unwrap_or(0.0);
+                let d = declared.get(&a.id).copied().unwrap_or(0);
                 let p = match moves.get(&a.id) {
                     Some(m) if m.live => {
                         let l = |h: &str| load.get(h).copied().unwrap_or(0.0);
-                        (millis(t.max(l(&m.from)).max(l(&m.to))), millis(m.seconds))
+                        (
+                            d,
+                            millis(t.max(l(&m.from)).max(l(&m.to))),
+                            millis(m.seconds),
+                        )
                     }
-                    Some(m) => (millis(t), millis(m.seconds)),
+                    Some(m) => (d, millis(t), millis(m.seconds)),
                     // Adapter changes are quick and urgent (a moved VM
                     // without its ACLs is exposed): first, always.
-                    None => (u64::MAX, 0),
+                    None => (i64::MAX, u64::MAX, 0),
                 };
                 (a.id, p)
             })
@@ -221,9 +268,15 @@ impl Scheduler {
         }
     }
 
+    /// How urgent an action is (higher first); the executor orders ready
+    /// actions by it.
+    pub fn priority(&self, id: u32) -> (i64, u64, u64) {
+        self.priority.get(&id).copied().unwrap_or((0, 0, 0))
+    }
+
     /// Marks an action whose `after` are all done as ready.
     pub fn make_ready(&mut self, id: u32) {
-        let p = self.priority.get(&id).copied().unwrap_or((0, 0));
+        let p = self.priority.get(&id).copied().unwrap_or((0, 0, 0));
         self.ready.insert((Reverse(p), id));
     }
 
@@ -330,6 +383,12 @@ impl Ord for Ends {
 /// How long the plan takes when every action lasts its estimate and the
 /// scheduler picks as the executor does, seconds.
 pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
+    estimate_makespan_from(plan, caps, &HashMap::new())
+}
+
+/// Like [`estimate_makespan`], with actions that may not start before a
+/// time (seconds from now): a move of a VM whose backup ends then.
+pub fn estimate_makespan_from(plan: &Plan, caps: &Caps, release: &HashMap<u32, f64>) -> f64 {
     let mut sched = Scheduler::new(plan, caps);
     let mut deps = Dependencies::new(plan);
     let seconds: HashMap<u32, f64> = plan
@@ -337,8 +396,17 @@ pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
         .iter()
         .map(|a| (a.id, move_info(a).map_or(0.0, |m| m.seconds)))
         .collect();
+    // Ready actions held until their release time.
+    let mut held = BinaryHeap::new();
+    let ready =
+        |id: u32, now: f64, sched: &mut Scheduler, held: &mut BinaryHeap<Ends>| match release
+            .get(&id)
+        {
+            Some(at) if *at > now => held.push(Ends(*at, id)),
+            _ => sched.make_ready(id),
+        };
     for id in deps.roots() {
-        sched.make_ready(id);
+        ready(id, 0.0, &mut sched, &mut held);
     }
     let mut heap = BinaryHeap::new();
     let mut now = 0.0f64;
@@ -347,14 +415,26 @@ pub fn estimate_makespan(plan: &Plan, caps: &Caps) -> f64 {
         for id in sched.pick() {
             heap.push(Ends(now + seconds.get(&id).copied().unwrap_or(0.0), id));
         }
+        let next_end = heap.peek().map(|e: &Ends| e.0);
+        let next_release = held.peek().map(|e: &Ends| e.0);
+        match (next_end, next_release) {
+            (_, Some(r)) if next_end.is_none_or(|e| r < e) => {
+                if let Some(Ends(t, id)) = held.pop() {
+                    now = now.max(t);
+                    sched.make_ready(id);
+                }
+                continue;
+            }
+            _ => {}
+        }
         let Some(Ends(t, id)) = heap.pop() else {
             break;
         };
         now = now.max(t);
         sched.finish(id);
         done += 1;
-        for ready in deps.done(id) {
-            sched.make_ready(ready);
+        for r in deps.done(id) {
+            ready(r, now, &mut sched, &mut held);
         }
     }
     if done < plan.actions.len() {

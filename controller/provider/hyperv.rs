@@ -329,6 +329,7 @@ pub fn merge_views(hosts: &[String], views: Vec<HostView>) -> Observed {
         at: now_seconds(),
         hosts: BTreeMap::new(),
         vms: BTreeMap::new(),
+        backups_end_in: BTreeMap::new(),
     };
     let mut outgoing = Vec::new();
     for view in views {

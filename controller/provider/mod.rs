@@ -31,6 +31,9 @@ pub struct Observed {
     pub hosts: BTreeMap<String, ObservedHost>,
     /// VMs by name.
     pub vms: BTreeMap<String, ObservedVm>,
+    /// Seconds until the running backup of a VM ends, for the VMs whose
+    /// backup end the provider can tell (the simulator can; Hyper-V cannot).
+    pub backups_end_in: BTreeMap<String, f64>,
 }
 
 /// One host as observed.
@@ -277,6 +280,13 @@ impl ProviderError {
 pub trait Provider: Send + Sync {
     /// A short description for messages (`sim:examples/lab/fleet.yaml`).
     fn describe(&self) -> String;
+
+    /// The current instant on the fleet's clock: the wall clock for real
+    /// hosts, simulated time for the simulator (move windows are judged
+    /// on it).
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
 
     /// The fleet as it is now.
     async fn observe(&self) -> Result<Observed, ProviderError>;

@@ -304,6 +304,7 @@ impl Provider for Scvmm {
                 .unwrap_or(0.0),
             hosts,
             vms,
+            backups_end_in: BTreeMap::new(),
         })
     }
 

@@ -179,6 +179,7 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
                     })
                     .collect(),
             ),
+            priority: None,
         })
         .collect();
     let status = FleetStatus {

@@ -44,6 +44,7 @@ pub struct Metrics {
     suspended: AtomicBool,
     last_pass_unix: AtomicU64,
     vms: Mutex<[u64; 6]>,
+    revisions: Mutex<(Option<String>, Option<String>)>,
 }
 
 impl Metrics {
@@ -116,6 +117,13 @@ impl Metrics {
     pub fn set_vms(&self, counts: [u64; 6]) {
         if let Ok(mut v) = self.vms.lock() {
             *v = counts;
+        }
+    }
+
+    /// The git commits of the spec in force and the latest seen.
+    pub fn set_revisions(&self, revision: Option<&str>, attempted: Option<&str>) {
+        if let Ok(mut r) = self.revisions.lock() {
+            *r = (revision.map(str::to_string), attempted.map(str::to_string));
         }
     }
 
@@ -230,6 +238,18 @@ impl Metrics {
             "1 while policy.suspend is in force.",
             flag(&self.suspended),
         );
+        if let Ok(r) = self.revisions.lock()
+            && r.1.is_some()
+        {
+            // Commit ids are hex digits: nothing to escape in a label.
+            let name = "berth_spec_revision_info";
+            let _ = write!(
+                out,
+                "# HELP {name} The git commit of the spec in force (revision) and the latest seen (attempted_revision).\n# TYPE {name} gauge\n{name}{{revision=\"{}\",attempted_revision=\"{}\"}} 1\n",
+                r.0.as_deref().unwrap_or(""),
+                r.1.as_deref().unwrap_or("")
+            );
+        }
         out
     }
 }

@@ -21,13 +21,17 @@
 //! spec. Shutdown does the same, bounded by a timeout, and writes the final
 //! status.
 
+mod fingerprint;
 pub mod metrics;
+mod progress;
+pub mod revision;
+mod specs;
 pub mod status;
+mod status_window;
 pub mod watcher;
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,10 +40,13 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::execute::{self, Control, Event, ExecError, Observer, Options, Report, RunningJob};
+use crate::execute::{self, Book, Control, Event, ExecError, Options, Report, RunningJob};
 use crate::plan;
 use crate::provider::{Observed, Provider};
-use crate::spec::{self, Desired, human_seconds};
+use crate::spec::{Desired, human_seconds};
+
+use progress::JobObserver;
+use specs::{SpecChange, SpecState};
 
 pub use metrics::Metrics;
 pub use status::{Condition, Status, VmStatus};
@@ -232,28 +239,6 @@ pub struct Summary {
     pub abandoned: Vec<RunningJob>,
 }
 
-/// The last valid spec, and what the files hold now.
-#[derive(Default)]
-struct SpecState {
-    /// Fingerprint of the files last read (valid or not).
-    fingerprint: Option<u64>,
-    /// The last valid spec: the one in force.
-    desired: Option<Arc<Desired>>,
-    /// Why the files on disk are not in force, while they are not.
-    error: Option<String>,
-}
-
-/// What reading the files again found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SpecChange {
-    /// Nothing that changes the desired state.
-    Same,
-    /// A new valid desired state.
-    Changed,
-    /// An invalid one; the last valid stays in force.
-    Invalid,
-}
-
 /// The status shared between the loop and the executor's observer.
 #[derive(Default)]
 struct Live {
@@ -267,10 +252,13 @@ struct Live {
 /// The last pass's plan and conditions, and what they were computed from.
 struct Memo {
     desired: Arc<Desired>,
+    /// The holds the plan was made under.
     holds: BTreeMap<String, String>,
     observed: Observed,
     plan: plan::Plan,
     conditions: BTreeMap<String, VmStatus>,
+    /// Why moves wait for a move window, when they do.
+    window: Option<String>,
 }
 
 impl Live {
@@ -281,7 +269,7 @@ impl Live {
 
 struct Job {
     control: Arc<Control>,
-    /// Stopped for a new spec: plan again as soon as it ends.
+    /// A new spec was handed to it while it ran: plan again as soon as it ends.
     restart: bool,
 }
 
@@ -294,9 +282,11 @@ pub struct Reconciler {
     metrics: Arc<Metrics>,
     notices: Option<NoticeFn>,
     spec: SpecState,
-    /// VMs the last job gave up on, and why; kept until the next resync or
-    /// spec change, so a move that failed for good is not retried at once.
-    holds: BTreeMap<String, String>,
+    /// Retry state and holds, per VM and move, for the life of the process:
+    /// no pass, re-plan or new spec resets an attempt count.
+    book: Arc<Mutex<Book>>,
+    /// What the last job reported blocked, shown until the next resync.
+    job_blocked: BTreeMap<String, String>,
     live: Arc<Live>,
     provider_error: Option<String>,
     retry: Option<ExponentialBackoff>,
@@ -309,6 +299,7 @@ pub struct Reconciler {
     job_rx: Option<mpsc::UnboundedReceiver<JobResult>>,
     last_write: Option<Instant>,
     memo: Option<Memo>,
+    revisions: revision::Revisions,
 }
 
 impl Reconciler {
@@ -321,7 +312,8 @@ impl Reconciler {
             metrics,
             notices: None,
             spec: SpecState::default(),
-            holds: BTreeMap::new(),
+            book: Arc::new(Mutex::new(Book::new())),
+            job_blocked: BTreeMap::new(),
             live: Arc::new(Live::default()),
             provider_error: None,
             retry: None,
@@ -333,6 +325,7 @@ impl Reconciler {
             job_rx: Some(job_rx),
             last_write: None,
             memo: None,
+            revisions: revision::Revisions::default(),
         }
     }
 
@@ -378,6 +371,10 @@ impl Reconciler {
         let report = self.pass(Trigger::Startup).await;
         let mut wake_at = wake_at_of(report.next);
         let mut flush_at: Option<Instant> = None;
+        // While the executor's loop runs, a resync wakes it to look again
+        // (drift behind berth's back is corrected without waiting for a
+        // move to end).
+        let mut resync_at = Some(Instant::now() + self.interval());
         loop {
             tokio::select! {
                 biased;
@@ -402,6 +399,13 @@ impl Reconciler {
                         Trigger::JobEnded
                     };
                     wake_at = wake_at_of(self.pass(trigger).await.next);
+                    resync_at = Some(Instant::now() + self.interval());
+                }
+                () = sleep_opt(resync_at), if self.job.is_some() => {
+                    if let Some(job) = &self.job {
+                        job.control.wake();
+                    }
+                    resync_at = Some(Instant::now() + self.interval());
                 }
                 () = sleep_opt(wake_at), if self.job.is_none() && wake_at.is_some() => {
                     let trigger = if self.provider_error.is_some() {
@@ -432,21 +436,19 @@ impl Reconciler {
         self.shutdown(&mut job_rx).await
     }
 
-    /// Files changed while a job runs: a new valid spec stops the job from
-    /// starting moves (running ones finish); an invalid one is reported and
-    /// changes nothing.
+    /// Files changed while a job runs: a new valid spec goes to the running
+    /// loop, which re-plans at once around the moves in flight (nothing is
+    /// cancelled); an invalid one is reported and changes nothing.
     fn files_changed_during_job(&mut self) {
         match self.reload_spec() {
             SpecChange::Changed => {
-                if let Some(job) = self.job.as_mut()
-                    && !job.restart
-                {
+                if let (Some(job), Some(desired)) = (self.job.as_mut(), self.spec.desired.clone()) {
                     let running = job.control.running_jobs().len();
                     tracing::info!(
-                        "the spec changed: starting no more moves; {running} running migration{} finish first, then the rest is planned from the new spec",
+                        "the spec changed: re-planning now around {running} migration{} in flight",
                         plural(running)
                     );
-                    job.control.stop();
+                    job.control.set_spec(desired);
                     job.restart = true;
                 }
             }
@@ -515,14 +517,21 @@ impl Reconciler {
     pub async fn pass(&mut self, trigger: Trigger) -> PassReport {
         let started = std::time::Instant::now();
         self.passes += 1;
-        let change = self.reload_spec();
-        if change == SpecChange::Changed
-            || matches!(
-                trigger,
-                Trigger::Resync | Trigger::SpecChanged | Trigger::Startup
-            )
-        {
-            self.holds.clear();
+        self.reload_spec();
+        let head = revision::head(&self.settings.dir);
+        if self.revisions.update(head, self.spec.error.is_none()) {
+            self.revisions.log();
+        }
+        if trigger == Trigger::Resync {
+            // Moves given up on for a passing cause (retries used up, a
+            // backup longer than backupWait) get another chance; moves that
+            // cannot succeed stay blocked until the spec sends the VM
+            // elsewhere.
+            self.book
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .lift_passing_holds();
+            self.job_blocked.clear();
         }
         let (outcome, next) = match self.spec.desired.clone() {
             None => {
@@ -574,29 +583,49 @@ impl Reconciler {
             }
         };
         self.provider_up();
+        let closed = execute::window::closed(&desired, self.provider.as_ref(), &self.settings.exec);
+        let window = closed.as_ref().map(execute::window::waiting_reason);
         // The plan and the conditions are pure functions of the spec, the
-        // holds and the observation: when none of them changed since the
+        // holds, the observation and the move window: when none of them changed since the
         // last pass (a quiet resync), the last ones are reused.
+        let holds = self
+            .book
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .holds_for(&desired);
         let memo = match self.memo.take() {
             Some(m)
                 if Arc::ptr_eq(&m.desired, &desired)
-                    && m.holds == self.holds
+                    && m.holds == holds
+                    && m.window == window
                     && m.observed.hosts == observed.hosts
                     && m.observed.vms == observed.vms =>
             {
                 m
             }
             _ => {
-                let plan = plan::plan_with_holds(&desired, &observed, &self.holds);
-                let conditions =
+                let plan = plan::plan_with_holds(&desired, &observed, &holds);
+                let mut conditions =
                     status::conditions(&desired, &observed, &plan, desired.policy.suspend);
+                for (vm, reason) in &self.job_blocked {
+                    if let Some(e) = conditions.get_mut(vm)
+                        && e.condition == Condition::Pending
+                    {
+                        e.condition = Condition::Blocked;
+                        e.reason = Some(reason.clone());
+                    }
+                }
+                if let Some(why) = &window {
+                    status_window::mark_waiting(&mut conditions, &plan, why);
+                }
                 self.live.touched.store(true, Ordering::SeqCst);
                 Memo {
                     desired: desired.clone(),
-                    holds: self.holds.clone(),
+                    holds,
                     observed,
                     plan,
                     conditions,
+                    window: window.clone(),
                 }
             }
         };
@@ -616,6 +645,16 @@ impl Reconciler {
             (
                 Outcome::Deferred { changes },
                 Action::Requeue(interval.min(IN_FLIGHT_POLL)),
+            )
+        } else if let Some(closed) = &closed
+            && plan::fixes_only(plan).actions.is_empty()
+        {
+            // Outside every move window with only moves to make: look
+            // again when the window opens (or at the next resync).
+            let opens = closed.wait(self.provider.now()).unwrap_or(interval);
+            (
+                Outcome::Deferred { changes },
+                Action::Requeue(interval.min(opens).max(Duration::from_secs(1))),
             )
         } else if !trigger.may_act() {
             let delay = self
@@ -680,7 +719,7 @@ impl Reconciler {
         self.live.touched.store(refused, Ordering::SeqCst);
         self.metrics.set_suspended(suspended);
         if decision.1 == Action::AwaitJob {
-            self.start_job(desired, &memo.plan);
+            self.start_job(desired);
         }
         self.memo = Some(memo);
         decision
@@ -719,7 +758,7 @@ impl Reconciler {
     }
 
     /// Hands the plan to the executor as a task with its own [`Control`].
-    fn start_job(&mut self, desired: Arc<Desired>, plan: &plan::Plan) {
+    fn start_job(&mut self, desired: Arc<Desired>) {
         let control = Control::new();
         let limit = desired.policy.max_moves_per_apply;
         let opts = Options {
@@ -731,14 +770,22 @@ impl Reconciler {
             live: self.live.clone(),
             metrics: self.metrics.clone(),
             notices: self.notices.clone(),
-            moves_left: Mutex::new(moves_left(plan)),
         });
         let provider = self.provider.clone();
         let tx = self.job_tx.clone();
         let task_control = control.clone();
+        let book = self.book.clone();
         tokio::spawn(async move {
-            let result =
-                execute::converge(&desired, provider, &opts, observer.as_ref(), task_control).await;
+            let result = execute::run(
+                desired,
+                provider,
+                &opts,
+                observer.as_ref(),
+                task_control,
+                book,
+                false,
+            )
+            .await;
             let _ = tx.send(result);
         });
         self.job = Some(Job {
@@ -755,7 +802,7 @@ impl Reconciler {
             Ok(report) => {
                 self.metrics
                     .corrections(report.acl_changes, report.reconnects);
-                self.holds = report
+                self.job_blocked = report
                     .blocked
                     .iter()
                     .map(|b| (b.vm.clone(), b.reason.clone()))
@@ -784,87 +831,6 @@ impl Reconciler {
         restart
     }
 
-    /// Reads the files again; keeps the last valid spec in force when they
-    /// are invalid, empty or gone.
-    fn reload_spec(&mut self) -> SpecChange {
-        let fingerprint = self.spec.fingerprint;
-        let change = self.read_spec();
-        if self.spec.fingerprint != fingerprint
-            && let Some(f) = &self.notices
-        {
-            f(&Notice::Spec {
-                valid: change != SpecChange::Invalid,
-                changed: change == SpecChange::Changed,
-            });
-        }
-        change
-    }
-
-    fn read_spec(&mut self) -> SpecChange {
-        let dir = &self.settings.dir;
-        let fp = fingerprint(dir);
-        if self.spec.fingerprint == Some(fp) {
-            return if self.spec.error.is_some() {
-                SpecChange::Invalid
-            } else {
-                SpecChange::Same
-            };
-        }
-        self.spec.fingerprint = Some(fp);
-        let loaded = spec::load(std::slice::from_ref(dir))
-            .map_err(|e| e.to_string().trim_end().to_string())
-            .and_then(|d| {
-                if d.placement_documents == 0 {
-                    Err(format!(
-                        "{} holds no Placement document; an empty desired state would unmanage every VM",
-                        dir.display()
-                    ))
-                } else {
-                    Ok(d)
-                }
-            });
-        match loaded {
-            Ok(desired) => {
-                if self.spec.error.take().is_some() {
-                    tracing::info!("the spec in {} is valid again", dir.display());
-                    self.metrics.set_spec_error(false);
-                }
-                if let Some(old) = &self.spec.desired {
-                    if same_spec(old, &desired) {
-                        return SpecChange::Same;
-                    }
-                    log_spec_change(old, &desired);
-                } else {
-                    tracing::info!(
-                        "loaded the spec from {}: {} hosts, {} VMs",
-                        dir.display(),
-                        desired.hosts.len(),
-                        desired.vms.len()
-                    );
-                }
-                self.spec.desired = Some(Arc::new(desired));
-                SpecChange::Changed
-            }
-            Err(message) => {
-                if self.spec.desired.is_some() {
-                    tracing::error!(
-                        "the spec in {} is invalid; the last valid spec stays in force: {message}",
-                        dir.display()
-                    );
-                } else {
-                    tracing::error!(
-                        "the spec in {} is invalid; nothing is managed until it is valid: {message}",
-                        dir.display()
-                    );
-                }
-                self.metrics.spec_error_seen();
-                self.metrics.set_spec_error(true);
-                self.spec.error = Some(message);
-                SpecChange::Invalid
-            }
-        }
-    }
-
     /// Writes the status file (when there is one) and updates the VM gauges.
     fn write_status(&mut self) -> [u64; 6] {
         let (counts, bytes) = {
@@ -872,6 +838,8 @@ impl Reconciler {
             s.updated_at = status::rfc3339(std::time::SystemTime::now());
             s.spec_error = self.spec.error.clone();
             s.provider_error = self.provider_error.clone();
+            s.revision = self.revisions.revision.clone();
+            s.attempted_revision = self.revisions.attempted.clone();
             let bytes = self
                 .settings
                 .status_file
@@ -880,6 +848,10 @@ impl Reconciler {
             (s.counts(), bytes)
         };
         self.metrics.set_vms(counts);
+        self.metrics.set_revisions(
+            self.revisions.revision.as_deref(),
+            self.revisions.attempted.as_deref(),
+        );
         if let (Some(path), Some(bytes)) = (&self.settings.status_file, bytes)
             && let Err(e) = status::write_bytes_atomic(path, &bytes)
         {
@@ -970,304 +942,5 @@ fn log_pass(r: &PassReport) {
             "{changes} change{} left ({counts}); {next}",
             plural(*changes)
         ),
-    }
-}
-
-/// Whether two valid specs want the same thing (positions do not count).
-fn same_spec(a: &Desired, b: &Desired) -> bool {
-    a.policy == b.policy && a.hosts == b.hosts && a.vms == b.vms && a.controller == b.controller
-}
-
-fn log_spec_change(old: &Desired, new: &Desired) {
-    let gone: Vec<&str> = old
-        .vms
-        .keys()
-        .filter(|k| !new.vms.contains_key(*k))
-        .map(String::as_str)
-        .collect();
-    tracing::info!(
-        "the spec changed: {}",
-        crate::spec::SpecChanges::between(old, new)
-    );
-    if !gone.is_empty() {
-        let mut names = gone.iter().take(10).copied().collect::<Vec<_>>().join(", ");
-        if gone.len() > 10 {
-            names.push_str(", ...");
-        }
-        tracing::warn!(
-            "{} VM{} no longer declared and now unmanaged (not moved back, not deleted): {names}",
-            gone.len(),
-            if gone.len() == 1 { " is" } else { "s are" }
-        );
-    }
-    if old.controller.as_ref().map(|c| &c.provider) != new.controller.as_ref().map(|c| &c.provider)
-    {
-        tracing::warn!(
-            "the Controller's provider changed; berth watch keeps the provider it started with until it is restarted"
-        );
-    }
-    if old.policy.suspend != new.policy.suspend {
-        tracing::info!(
-            "policy.suspend is now {}",
-            if new.policy.suspend {
-                "on: observing and reporting only"
-            } else {
-                "off: acting again"
-            }
-        );
-    }
-}
-
-/// A cheap fingerprint of what `spec::load` would read: the names and bytes
-/// of every `*.yaml`/`*.yml` below `path` (hidden entries skipped), so an
-/// unchanged directory is not parsed again.
-fn fingerprint(path: &Path) -> u64 {
-    let mut h = DefaultHasher::new();
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            1u8.hash(&mut h);
-            walk(path, 0, &mut h);
-        }
-        Ok(_) => {
-            2u8.hash(&mut h);
-            hash_file(path, &mut h);
-        }
-        Err(e) => {
-            3u8.hash(&mut h);
-            e.kind().hash(&mut h);
-        }
-    }
-    h.finish()
-}
-
-fn walk(dir: &Path, depth: usize, h: &mut DefaultHasher) {
-    if depth > 40 {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        0xffu8.hash(h);
-        return;
-    };
-    let mut children: Vec<(String, PathBuf, std::fs::FileType)> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                return None;
-            }
-            e.file_type().ok().map(|ft| (name, e.path(), ft))
-        })
-        .collect();
-    children.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, path, ft) in children {
-        if ft.is_dir() {
-            name.hash(h);
-            b'/'.hash(h);
-            walk(&path, depth + 1, h);
-            b'\\'.hash(h);
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            name.hash(h);
-            hash_file(&path, h);
-        }
-    }
-}
-
-fn hash_file(path: &Path, h: &mut DefaultHasher) {
-    match std::fs::read(path) {
-        Ok(bytes) => bytes.hash(h),
-        Err(e) => e.kind().hash(h),
-    }
-}
-
-/// Moves each VM still has to make in a plan, in order.
-fn moves_left(plan: &plan::Plan) -> HashMap<String, Vec<String>> {
-    let mut left: HashMap<String, Vec<String>> = HashMap::new();
-    for a in &plan.actions {
-        if let plan::ActionKind::Move { vm, to, .. } = &a.kind {
-            left.entry(vm.clone()).or_default().push(to.clone());
-        }
-    }
-    left
-}
-
-/// Turns executor events into live conditions, metrics, logs and notices.
-struct JobObserver {
-    live: Arc<Live>,
-    metrics: Arc<Metrics>,
-    notices: Option<NoticeFn>,
-    moves_left: Mutex<HashMap<String, Vec<String>>>,
-}
-
-impl Observer for JobObserver {
-    fn event(&self, event: &Event) {
-        log_event(event);
-        {
-            let mut s = self.live.lock();
-            let mut left = self.moves_left.lock().unwrap_or_else(|e| e.into_inner());
-            match event {
-                Event::Planned { plan, .. } => {
-                    *left = moves_left(plan);
-                    for a in &plan.actions {
-                        let vm = s.vms.entry(a.kind.vm().to_string()).or_insert(VmStatus {
-                            condition: Condition::Pending,
-                            host: None,
-                            reason: None,
-                        });
-                        if vm.condition != Condition::Moving {
-                            vm.condition = Condition::Pending;
-                            vm.reason = Some(status::describe(&a.kind));
-                        }
-                    }
-                    for b in &plan.blocked {
-                        if let Some(vm) = s.vms.get_mut(&b.vm) {
-                            vm.condition = Condition::Blocked;
-                            vm.reason = Some(b.reason.clone());
-                        }
-                    }
-                }
-                Event::MoveStarted {
-                    vm,
-                    from,
-                    to,
-                    attempt,
-                    ..
-                } => {
-                    self.metrics.move_started();
-                    let entry = s.vms.entry(vm.clone()).or_insert(VmStatus {
-                        condition: Condition::Moving,
-                        host: None,
-                        reason: None,
-                    });
-                    entry.condition = Condition::Moving;
-                    entry.host = Some(from.clone());
-                    entry.reason = Some(if *attempt > 1 {
-                        format!("moving to {to} (attempt {attempt})")
-                    } else {
-                        format!("moving to {to}")
-                    });
-                }
-                Event::MoveFinished {
-                    vm,
-                    to,
-                    error: None,
-                    ..
-                } => {
-                    let rest = left.get_mut(vm);
-                    let next = rest.and_then(|r| {
-                        if let Some(i) = r.iter().position(|t| t == to) {
-                            r.remove(i);
-                        }
-                        r.first().cloned()
-                    });
-                    if let Some(entry) = s.vms.get_mut(vm) {
-                        entry.host = Some(to.clone());
-                        match next {
-                            Some(next) => {
-                                entry.condition = Condition::Pending;
-                                entry.reason = Some(format!("move to {next}"));
-                            }
-                            None => {
-                                entry.condition = Condition::InSync;
-                                entry.reason = None;
-                            }
-                        }
-                    }
-                }
-                Event::MoveFinished {
-                    vm, error: Some(e), ..
-                } => {
-                    self.metrics.move_failed();
-                    if let Some(entry) = s.vms.get_mut(vm) {
-                        entry.condition = Condition::Pending;
-                        entry.reason = Some(format!("the last attempt failed: {e}"));
-                    }
-                }
-                Event::Waiting { vm, why } => {
-                    if let Some(entry) = s.vms.get_mut(vm) {
-                        entry.condition = Condition::Waiting;
-                        entry.reason = Some(why.clone());
-                    }
-                }
-                Event::Blocked { vm, reason } => {
-                    if let Some(entry) = s.vms.get_mut(vm) {
-                        entry.condition = Condition::Blocked;
-                        entry.reason = Some(reason.clone());
-                    }
-                }
-                Event::AdapterFixed { .. } | Event::Replanning { .. } => {}
-            }
-        }
-        self.live.touched.store(true, Ordering::SeqCst);
-        self.live.changed.notify_one();
-        if let Some(f) = &self.notices {
-            f(&Notice::Exec(event.clone()));
-        }
-    }
-}
-
-fn log_event(event: &Event) {
-    match event {
-        Event::Planned { round, plan } => tracing::debug!(
-            round,
-            "planned {} actions ({} moves)",
-            plan.actions.len(),
-            plan.moves()
-        ),
-        Event::MoveStarted {
-            vm,
-            from,
-            to,
-            kind,
-            attempt,
-            estimate,
-        } => tracing::info!(
-            vm = %vm,
-            "move {vm}: {from} -> {to} ({kind}, ~{}, attempt {attempt}) started",
-            human_seconds(*estimate)
-        ),
-        Event::MoveFinished {
-            vm,
-            from,
-            to,
-            error: None,
-        } => tracing::info!(vm = %vm, "move {vm}: {from} -> {to} done"),
-        Event::MoveFinished {
-            vm,
-            from,
-            to,
-            error: Some(e),
-        } => tracing::warn!(vm = %vm, "move {vm}: {from} -> {to} failed: {e}"),
-        Event::Waiting { vm, why } => tracing::info!(vm = %vm, "wait {vm}: {why}"),
-        Event::AdapterFixed { vm, adapter, what } => {
-            tracing::info!(vm = %vm, "fixed {vm} / {adapter}: {what}")
-        }
-        Event::Blocked { vm, reason } => tracing::warn!(vm = %vm, "blocked {vm}: {reason}"),
-        Event::Replanning { why } => tracing::info!("re-planning: {why}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprints_follow_yaml_content_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        std::fs::write(d.join("a.yaml"), "x: 1\n").expect("write");
-        let first = fingerprint(d);
-        assert_eq!(first, fingerprint(d));
-        std::fs::write(d.join("notes.txt"), "hello").expect("write");
-        std::fs::create_dir_all(d.join(".berth")).expect("mkdir");
-        std::fs::write(d.join(".berth/events.jsonl"), "{}").expect("write");
-        assert_eq!(first, fingerprint(d), "non-documents do not count");
-        std::fs::write(d.join("a.yaml"), "x: 2\n").expect("write");
-        let second = fingerprint(d);
-        assert_ne!(first, second);
-        std::fs::create_dir_all(d.join("sub")).expect("mkdir");
-        std::fs::write(d.join("sub/b.yml"), "y: 1\n").expect("write");
-        assert_ne!(second, fingerprint(d));
-        let gone = d.join("missing");
-        assert_ne!(fingerprint(&gone), fingerprint(d));
     }
 }

@@ -88,6 +88,13 @@ pub struct Status {
     pub suspended: bool,
     /// Each VM by name.
     pub vms: BTreeMap<String, VmStatus>,
+    /// The git commit of the spec in force, when the watched directory is
+    /// in a git work tree.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// The latest git commit seen, valid or not.
+    #[serde(default)]
+    pub attempted_revision: Option<String>,
 }
 
 impl Default for Status {
@@ -99,6 +106,8 @@ impl Default for Status {
             provider_error: None,
             suspended: false,
             vms: BTreeMap::new(),
+            revision: None,
+            attempted_revision: None,
         }
     }
 }
@@ -329,7 +338,8 @@ mod tests {
             serde_json::json!({
                 "formatVersion": 1, "updatedAt": "2026-11-22T10:00:00Z", "specError": null,
                 "providerError": null, "suspended": false,
-                "vms": {"web-01": {"condition": "InSync", "host": "hv01", "reason": null}}
+                "vms": {"web-01": {"condition": "InSync", "host": "hv01", "reason": null}},
+                "revision": null, "attemptedRevision": null
             })
         );
     }

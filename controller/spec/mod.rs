@@ -15,6 +15,7 @@ pub mod model;
 pub mod raw;
 mod structure;
 mod validate;
+pub mod window;
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +26,8 @@ pub use escape::{escape_controls, escape_controls_keep_lines, is_unsafe_char};
 pub(crate) use escape::{escape_snippet, map_offset};
 pub use load::{API_VERSION, KINDS, MAX_FILE_BYTES, MAX_TOTAL_BYTES};
 pub use model::*;
-pub use validate::{check_name, parse_address, parse_port, parse_protocol};
+pub use validate::{DEFAULT_START_TIME, check_name, parse_address, parse_port, parse_protocol};
+pub use window::{WindowState, window_state};
 
 use diag::Sink;
 

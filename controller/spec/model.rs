@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::diag::Origin;
+pub use super::window::MoveWindow;
 
 /// Everything the documents among the given paths declare, validated.
 #[derive(Debug, Clone, Default)]
@@ -117,6 +118,8 @@ pub struct Policy {
     pub max_moves_per_apply: u32,
     /// Observe and report, change nothing.
     pub suspend: bool,
+    /// Moves start only inside one of these; empty: at any time.
+    pub move_windows: Vec<MoveWindow>,
 }
 
 impl Default for Policy {
@@ -129,6 +132,7 @@ impl Default for Policy {
             backup_wait: Duration::from_secs(60 * 60),
             max_moves_per_apply: 50,
             suspend: false,
+            move_windows: Vec::new(),
         }
     }
 }
@@ -165,6 +169,8 @@ pub struct VmSpec {
     pub adapters: Option<Vec<AdapterSpec>>,
     /// Where it was declared.
     pub origin: Origin,
+    /// Among moves ready to start, higher first (default 0).
+    pub priority: i64,
 }
 
 /// A managed adapter.
@@ -507,6 +513,8 @@ impl fmt::Display for PowerState {
 pub struct FleetSpec {
     /// Seed of every random choice.
     pub seed: u64,
+    /// The instant the simulated clock starts at.
+    pub start_time: jiff::Timestamp,
     /// Failure modes.
     pub faults: Faults,
     /// Hosts in file order.

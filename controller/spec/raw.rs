@@ -194,6 +194,29 @@ pub struct PolicyRaw {
     /// Keep room to restart the VMs of any N hosts on the others (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headroom: Option<Sp<i64>>,
+    /// Moves start only inside one of these windows; omitted: at any time.
+    /// ACL, VLAN and connection fixes are not moves and always go ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_windows: Option<Sp<Vec<Sp<MoveWindowRaw>>>>,
+}
+
+/// A weekly window in which moves may start.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MoveWindowRaw {
+    /// Days the window opens on: `mon` ... `sun` (or the full names).
+    #[schemars(extend("items" = {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun",
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]}))]
+    pub days: Vec<Sp<String>>,
+    /// Opening time, `HH:MM` local time.
+    #[schemars(extend("pattern" = "^([01]?[0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub start: Sp<String>,
+    /// Closing time, `HH:MM` local time (`24:00` allowed); at or before
+    /// `start`, the window closes on the next day.
+    #[schemars(extend("pattern" = "^(([01]?[0-9]|2[0-3]):[0-5][0-9]|24:00)$"))]
+    pub end: Sp<String>,
+    /// IANA time zone of `start` and `end`, such as `Europe/Amsterdam` or `UTC`.
+    pub time_zone: Sp<String>,
 }
 
 /// A host VMs may be placed on.
@@ -235,6 +258,9 @@ pub struct VmRaw {
     /// Adapters; omitted means adapters are not managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_adapters: Option<Vec<AdapterRaw>>,
+    /// Among moves ready to start, higher first (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Sp<i64>>,
 }
 
 /// A VM network adapter's desired connection and ACLs.
@@ -492,6 +518,10 @@ pub struct FleetSpecRaw {
     /// Every random choice derives from it (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The instant the simulated clock starts at, RFC 3339 (default
+    /// `2026-01-05T00:00:00Z`, a Monday).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Sp<String>>,
     /// Failure modes of the world.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultsRaw>,

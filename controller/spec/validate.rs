@@ -21,6 +21,10 @@ use super::raw::*;
 /// hosts and switches are shorter still).
 const MAX_NAME_CHARS: usize = 256;
 
+/// Where a simulated clock starts when the Fleet does not say:
+/// `2026-01-05T00:00:00Z`, a Monday.
+pub const DEFAULT_START_TIME: jiff::Timestamp = jiff::Timestamp::constant(1_767_571_200, 0);
+
 /// Validates every parsed document into one desired state.
 /// Validates documents one at a time, in load order, so each file's raw
 /// documents can be dropped as soon as they are checked; cross-document
@@ -199,6 +203,11 @@ impl Validator {
             .network_adapters
             .as_ref()
             .map(|list| adapters(ctx, &vm_name, list, sink));
+        let priority = vm
+            .priority
+            .as_ref()
+            .and_then(|p| int_in(ctx, p, "priority", -1_000_000, 1_000_000, sink))
+            .unwrap_or(0);
         if let Some(prev) = self.desired.vms.get(&vm_name) {
             sink.push(
                 Diagnostic::new(origin, format!("VM `{vm_name}` is declared twice"))
@@ -227,6 +236,7 @@ impl Validator {
                 fallback,
                 adapters,
                 origin,
+                priority,
             },
         );
     }
@@ -409,6 +419,11 @@ fn policy_spec(ctx: &DocCtx, p: &PolicyRaw, sink: &mut Sink) -> Policy {
             .and_then(|b| duration(ctx, b, sink))
             .unwrap_or(d.backup_wait),
         suspend: p.suspend.unwrap_or(false),
+        move_windows: p
+            .move_windows
+            .as_ref()
+            .map(|w| super::window::move_windows(ctx, w, sink))
+            .unwrap_or_default(),
     }
 }
 
@@ -1070,11 +1085,28 @@ fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Option<FleetSpec
             }
         }
     }
+    let start_time = match &spec.start_time {
+        None => DEFAULT_START_TIME,
+        Some(t) => match t.value.trim().parse::<jiff::Timestamp>() {
+            Ok(ts) => ts,
+            Err(e) => {
+                sink.push(
+                    Diagnostic::new(
+                        ctx.at(t),
+                        format!("`startTime` is not an RFC 3339 instant: {e}"),
+                    )
+                    .with_help("for example `2026-01-05T22:00:00+01:00` or `2026-01-05T21:00:00Z`"),
+                );
+                DEFAULT_START_TIME
+            }
+        },
+    };
     if sink.len() != before {
         return None;
     }
     Some(FleetSpec {
         seed: spec.seed.unwrap_or(0),
+        start_time,
         faults,
         hosts,
         vms,

@@ -4,8 +4,18 @@
 //! puts it behind the [`Provider`] trait: it maps simulated time onto tokio's
 //! clock (paused for `plan` and `apply`, so waits take no wall-clock time;
 //! real under `watch`), persists the world between commands in `.berth/`
-//! beside the Fleet file, and appends every change to `events.jsonl`. A lock
-//! file keeps two processes from using one world at once.
+//! beside the Fleet file, and appends every change to `events.jsonl` as it
+//! happens. A lock file keeps two processes from acting on one world at
+//! once; readers (`plan`, `observe`) open it with [`Sim::open_to_read`],
+//! without the lock and without writing anything.
+//!
+//! State and journal stay consistent after a kill at any point: each batch
+//! of events is first written into `state.json` (atomically replaced, with
+//! the batch as its `tail` and the journal length it accounts for), then
+//! appended to the journal. Opening the world repairs the journal to match
+//! the state: a truncated last line is cut, lines the state does not know
+//! are dropped, and lines the state knows but the journal lacks are
+//! restored from the tail.
 
 pub mod journal;
 pub mod world;
@@ -94,6 +104,10 @@ struct Saved {
     fleet_fingerprint: String,
     /// Journal lines that belong to this state.
     journal_lines: u64,
+    /// The last batch of journal lines (the end of the `journal_lines`),
+    /// restored on open if a kill came between the state and the journal.
+    #[serde(default)]
+    tail: Vec<Event>,
     world: World,
 }
 
@@ -103,7 +117,12 @@ struct Files {
     fingerprint: String,
     journal: BufWriter<File>,
     journal_lines: u64,
-    _lock: File,
+    lock: File,
+    /// The last batch written, kept in every save as the state's tail.
+    tail: Vec<Event>,
+    /// The folder (or the directory above it) is gone: the world lives in
+    /// memory, these events wait for it to return.
+    missing: Option<Vec<Event>>,
 }
 
 struct Inner {
@@ -139,32 +158,116 @@ impl Inner {
         if events.is_empty() {
             return;
         }
-        match &mut self.files {
-            Some(files) => {
-                for e in &events {
-                    // Serialising plain data cannot fail; a write error is
-                    // caught at the next flush in `save`.
-                    if serde_json::to_writer(&mut files.journal, e).is_ok() {
-                        let _ = files.journal.write_all(b"\n");
-                        files.journal_lines += 1;
-                    }
-                }
-            }
-            None => self.memory_journal.extend(events),
+        if self.files.is_none() {
+            self.memory_journal.extend(events);
+            return;
+        }
+        if let Err(e) = self.write_through(events) {
+            tracing::warn!("could not save the simulated world: {e}");
         }
     }
 
-    fn save(&mut self) -> Result<(), SimError> {
-        self.flush_events();
+    /// Writes a batch of events: state first (with the batch as its tail),
+    /// then the journal, so a kill between the two is repaired on open.
+    fn write_through(&mut self, events: Vec<Event>) -> Result<(), SimError> {
+        let Some(files) = &mut self.files else {
+            return Ok(());
+        };
+        if let Some(pending) = &mut files.missing {
+            pending.extend(events);
+            return self.come_back();
+        }
+        if !files.dir.exists() {
+            return self.went_away(events);
+        }
+        let lines = files.journal_lines + events.len() as u64;
+        self.write_state(lines, &events)?;
         let Some(files) = &mut self.files else {
             return Ok(());
         };
         let journal_path = files.dir.join(JOURNAL_FILE);
+        for e in &events {
+            let mut line = serde_json::to_vec(e).map_err(|e| SimError::Io {
+                path: journal_path.display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
+            line.push(b'\n');
+            files
+                .journal
+                .write_all(&line)
+                .map_err(io_err(&journal_path))?;
+        }
         files.journal.flush().map_err(io_err(&journal_path))?;
+        files.journal_lines = lines;
+        files.tail = events;
+        Ok(())
+    }
+
+    /// The folder vanished (the watched directory was deleted): keep the
+    /// world in memory, say so once, and keep the events for later.
+    fn went_away(&mut self, events: Vec<Event>) -> Result<(), SimError> {
+        if let Some(files) = &mut self.files {
+            let above = files.dir.parent().unwrap_or(Path::new("."));
+            tracing::warn!(
+                "the directory {} does not exist; the simulated world stays in memory and is saved again when it returns",
+                above.display()
+            );
+            files.missing = Some(events);
+        }
+        Ok(())
+    }
+
+    /// Saves again once the folder's directory exists again: a new folder,
+    /// lock and journal (holding what happened meanwhile), and the state.
+    fn come_back(&mut self) -> Result<(), SimError> {
+        let Some(files) = &mut self.files else {
+            return Ok(());
+        };
+        let above = files.dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+        if !above.is_dir() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&files.dir).map_err(io_err(&files.dir))?;
+        let lock_path = files.dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock() {
+            return Err(SimError::Locked {
+                fleet: above.display().to_string(),
+                lock: lock_path.display().to_string(),
+            });
+        }
+        let journal_path = files.dir.join(JOURNAL_FILE);
+        std::fs::write(&journal_path, b"").map_err(io_err(&journal_path))?;
+        let journal = File::options()
+            .append(true)
+            .open(&journal_path)
+            .map_err(io_err(&journal_path))?;
+        files.lock = lock;
+        files.journal = BufWriter::new(journal);
+        files.journal_lines = 0;
+        let pending = files.missing.take().unwrap_or_default();
+        tracing::info!(
+            "the directory {} is back; the simulated world is saved there again ({} events since it went)",
+            above.display(),
+            pending.len()
+        );
+        self.write_through(pending)
+    }
+
+    fn write_state(&mut self, journal_lines: u64, tail: &[Event]) -> Result<(), SimError> {
+        let Some(files) = &self.files else {
+            return Ok(());
+        };
         let saved = Saved {
             format_version: 1,
             fleet_fingerprint: files.fingerprint.clone(),
-            journal_lines: files.journal_lines,
+            journal_lines,
+            tail: tail.to_vec(),
             world: self.world.clone(),
         };
         let path = files.dir.join(STATE_FILE);
@@ -177,6 +280,22 @@ impl Inner {
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         self.last_save = std::time::Instant::now();
         Ok(())
+    }
+
+    fn save(&mut self) -> Result<(), SimError> {
+        self.flush_events();
+        let Some(files) = &mut self.files else {
+            return Ok(());
+        };
+        if files.missing.is_some() {
+            return self.come_back();
+        }
+        if !files.dir.exists() {
+            return self.went_away(Vec::new());
+        }
+        let lines = files.journal_lines;
+        let tail = files.tail.clone();
+        self.write_state(lines, &tail)
     }
 
     fn save_now_and_then(&mut self) {
@@ -193,10 +312,13 @@ impl Inner {
 pub struct Sim {
     fleet_path: PathBuf,
     inner: Mutex<Inner>,
+    /// The instant the world's clock started at (`spec.startTime`).
+    start: jiff::Timestamp,
 }
 
 impl Sim {
-    /// Opens the world of a Fleet file, resuming its saved state if any.
+    /// Opens the world of a Fleet file to act on it, resuming its saved
+    /// state if any; takes the world's lock.
     ///
     /// Must be called inside a tokio runtime (it reads tokio's clock).
     pub fn open(fleet_path: &Path) -> Result<Sim, SimError> {
@@ -222,31 +344,18 @@ impl Sim {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
-        let state_path = dir.join(STATE_FILE);
         let journal_path = dir.join(JOURNAL_FILE);
-        let (world, journal_lines) = match std::fs::read(&state_path) {
-            Ok(text) => {
-                let saved: Saved =
-                    serde_json::from_slice(&text).map_err(|e| SimError::Corrupt {
-                        path: state_path.display().to_string(),
-                        fleet: fleet_path.display().to_string(),
-                        message: e.to_string(),
-                    })?;
-                if saved.fleet_fingerprint != fingerprint {
-                    return Err(SimError::FleetChanged {
-                        fleet: fleet_path.display().to_string(),
-                    });
-                }
+        let (world, journal_lines) = match read_saved(fleet_path, &fingerprint)? {
+            Some(saved) => {
                 let mut world = saved.world;
                 world.reindex();
-                truncate_journal(&journal_path, saved.journal_lines)?;
+                repair_journal(&journal_path, saved.journal_lines, &saved.tail)?;
                 (world, saved.journal_lines)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            None => {
                 std::fs::write(&journal_path, b"").map_err(io_err(&journal_path))?;
                 (World::new(&fleet), 0)
             }
-            Err(e) => return Err(io_err(&state_path)(e)),
         };
         let journal = File::options()
             .append(true)
@@ -263,7 +372,9 @@ impl Sim {
                 fingerprint,
                 journal: BufWriter::new(journal),
                 journal_lines,
-                _lock: lock,
+                lock,
+                tail: Vec::new(),
+                missing: None,
             }),
             memory_journal: Vec::new(),
             last_save: std::time::Instant::now(),
@@ -272,6 +383,40 @@ impl Sim {
         Ok(Sim {
             fleet_path: fleet_path.to_path_buf(),
             inner: Mutex::new(inner),
+            start: fleet.start_time,
+        })
+    }
+
+    /// Opens the world of a Fleet file to look at it (`plan`, `observe`):
+    /// the saved state as the acting process last wrote it, or the world's
+    /// beginning. Takes no lock and writes nothing, so it works while
+    /// `watch` runs on the world, and never creates `.berth/`.
+    ///
+    /// Must be called inside a tokio runtime (it reads tokio's clock).
+    pub fn open_to_read(fleet_path: &Path) -> Result<Sim, SimError> {
+        let fleet = spec::load_fleet(fleet_path)?;
+        let bytes = std::fs::read(fleet_path).map_err(io_err(fleet_path))?;
+        let fingerprint = format!("{:016x}", fnv1a(&bytes));
+        let world = match read_saved(fleet_path, &fingerprint)? {
+            Some(saved) => {
+                let mut world = saved.world;
+                world.reindex();
+                world
+            }
+            None => World::new(&fleet),
+        };
+        let base_sim = world.now();
+        Ok(Sim {
+            fleet_path: fleet_path.to_path_buf(),
+            inner: Mutex::new(Inner {
+                world,
+                base_instant: Instant::now(),
+                base_sim,
+                files: None,
+                memory_journal: Vec::new(),
+                last_save: std::time::Instant::now(),
+            }),
+            start: fleet.start_time,
         })
     }
 
@@ -287,6 +432,7 @@ impl Sim {
                 memory_journal: Vec::new(),
                 last_save: std::time::Instant::now(),
             }),
+            start: fleet.start_time,
         }
     }
 
@@ -358,36 +504,99 @@ pub fn reset(fleet_path: &Path) -> Result<bool, SimError> {
     Ok(true)
 }
 
-/// Cuts a journal back to the lines its saved state accounts for (after a
-/// crash between a journal write and a save), keeping the two consistent.
-fn truncate_journal(path: &Path, lines: u64) -> Result<(), SimError> {
-    let text = match std::fs::read(path) {
+/// Reads a world's saved state, if it has one (`None`: it starts over).
+fn read_saved(fleet_path: &Path, fingerprint: &str) -> Result<Option<Saved>, SimError> {
+    let state_path = state_dir(fleet_path).join(STATE_FILE);
+    let text = match std::fs::read(&state_path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&state_path)(e)),
+    };
+    let saved: Saved = serde_json::from_slice(&text).map_err(|e| SimError::Corrupt {
+        path: state_path.display().to_string(),
+        fleet: fleet_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    if saved.fleet_fingerprint != fingerprint {
+        return Err(SimError::FleetChanged {
+            fleet: fleet_path.display().to_string(),
+        });
+    }
+    Ok(Some(saved))
+}
+
+/// Brings a journal in line with its saved state after a kill at any
+/// point: a truncated last line is cut, lines written after the state are
+/// dropped, and lines the state accounts for but the journal lacks (a kill
+/// between the state and the journal) are restored from the state's tail.
+pub(crate) fn repair_journal(path: &Path, lines: u64, tail: &[Event]) -> Result<(), SimError> {
+    let mut text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err(path)(e)),
     };
-    let mut seen = 0u64;
-    let mut cut = 0usize;
-    for (i, b) in text.iter().enumerate() {
-        if seen == lines {
-            break;
-        }
-        if *b == b'\n' {
-            seen += 1;
-            cut = i + 1;
-        }
-    }
-    if seen == lines && cut < text.len() {
+    let mut changed = false;
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        let cut = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         tracing::warn!(
-            "{}: dropping {} journal bytes written after the last save",
+            "{}: repaired a truncated last line ({} bytes cut)",
             path.display(),
             text.len() - cut
         );
-        let f = File::options()
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
-        f.set_len(cut as u64).map_err(io_err(path))?;
+        text.truncate(cut);
+        changed = true;
+    }
+    let have = text.iter().filter(|b| **b == b'\n').count() as u64;
+    if have > lines {
+        let mut seen = 0u64;
+        let mut cut = 0usize;
+        for (i, b) in text.iter().enumerate() {
+            if *b == b'\n' {
+                seen += 1;
+                if seen == lines {
+                    cut = i + 1;
+                    break;
+                }
+            }
+        }
+        if lines == 0 {
+            cut = 0;
+        }
+        tracing::warn!(
+            "{}: dropping {} journal lines written after the last save",
+            path.display(),
+            have - lines
+        );
+        text.truncate(cut);
+        changed = true;
+    } else if have < lines {
+        let missing = (lines - have) as usize;
+        if missing <= tail.len() {
+            for e in &tail[tail.len() - missing..] {
+                let line = serde_json::to_vec(e).map_err(|e| SimError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::other(e),
+                })?;
+                text.extend_from_slice(&line);
+                text.push(b'\n');
+            }
+            tracing::warn!(
+                "{}: restored {missing} journal line{} the saved state accounts for",
+                path.display(),
+                if missing == 1 { "" } else { "s" }
+            );
+            changed = true;
+        } else {
+            tracing::warn!(
+                "{}: the journal lacks {missing} lines the saved state accounts for",
+                path.display()
+            );
+        }
+    }
+    if changed {
+        let tmp = path.with_extension("jsonl.tmp");
+        std::fs::write(&tmp, &text).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io_err(path))?;
     }
     Ok(())
 }
@@ -406,6 +615,11 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 impl Provider for Sim {
     fn describe(&self) -> String {
         format!("sim:{}", self.fleet_path.display())
+    }
+
+    fn now(&self) -> jiff::Timestamp {
+        let t = self.lock().sim_now();
+        crate::spec::window::after(self.start, world::seconds(t))
     }
 
     async fn observe(&self) -> Result<Observed, ProviderError> {

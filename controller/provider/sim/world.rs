@@ -424,6 +424,16 @@ impl World {
             .ok_or_else(|| ProviderError::permanent(format!("no VM named `{name}` in the fleet")))
     }
 
+    /// Seconds until the backup running now on a VM ends, if one runs.
+    fn backup_end(&self, vm: usize) -> Option<f64> {
+        self.vms[vm]
+            .backups
+            .iter()
+            .filter(|(at, len)| self.now >= *at && self.now < at.saturating_add(*len))
+            .map(|(at, len)| seconds(at.saturating_add(*len) - self.now))
+            .reduce(f64::max)
+    }
+
     fn in_backup(&self, vm: usize) -> bool {
         self.vms[vm]
             .backups
@@ -617,10 +627,17 @@ impl World {
             .enumerate()
             .map(|(i, v)| (v.name.clone(), self.vm_view(i)))
             .collect();
+        let backups_end_in = (0..self.vms.len())
+            .filter_map(|i| {
+                self.backup_end(i)
+                    .map(|end| (self.vms[i].name.clone(), end))
+            })
+            .collect();
         Observed {
             at: seconds(self.now),
             hosts,
             vms,
+            backups_end_in,
         }
     }
 

@@ -1,0 +1,165 @@
+//! The spec in force: read the watched directory again when its bytes
+//! change, keep the last valid spec when the new one is invalid, empty or
+//! gone, and say what changed.
+
+use std::sync::Arc;
+
+use crate::spec::{self, Desired};
+
+use super::fingerprint::fingerprint;
+use super::{Notice, Reconciler};
+
+/// The last valid spec, and what the files hold now.
+#[derive(Default)]
+pub(super) struct SpecState {
+    /// Fingerprint of the files last read (valid or not).
+    pub(super) fingerprint: Option<u64>,
+    /// The last valid spec: the one in force.
+    pub(super) desired: Option<Arc<Desired>>,
+    /// Why the files on disk are not in force, while they are not.
+    pub(super) error: Option<String>,
+}
+
+/// What reading the files again found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SpecChange {
+    /// Nothing that changes the desired state.
+    Same,
+    /// A new valid desired state.
+    Changed,
+    /// An invalid one; the last valid stays in force.
+    Invalid,
+}
+
+impl Reconciler {
+    /// Reads the files again; keeps the last valid spec in force when they
+    /// are invalid, empty or gone.
+    pub(super) fn reload_spec(&mut self) -> SpecChange {
+        let fingerprint = self.spec.fingerprint;
+        let change = self.read_spec();
+        if self.spec.fingerprint != fingerprint
+            && let Some(f) = &self.notices
+        {
+            f(&Notice::Spec {
+                valid: change != SpecChange::Invalid,
+                changed: change == SpecChange::Changed,
+            });
+        }
+        change
+    }
+
+    fn read_spec(&mut self) -> SpecChange {
+        let dir = &self.settings.dir;
+        let fp = fingerprint(dir);
+        if self.spec.fingerprint == Some(fp) {
+            return if self.spec.error.is_some() {
+                SpecChange::Invalid
+            } else {
+                SpecChange::Same
+            };
+        }
+        self.spec.fingerprint = Some(fp);
+        let loaded = if std::fs::metadata(dir)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            Err(format!("the directory {} does not exist", dir.display()))
+        } else {
+            spec::load(std::slice::from_ref(dir)).map_err(|e| e.to_string().trim_end().to_string())
+        };
+        let loaded = loaded.and_then(|d| {
+                if d.placement_documents == 0 {
+                    Err(format!(
+                        "{} holds no Placement document; an empty desired state would unmanage every VM",
+                        dir.display()
+                    ))
+                } else {
+                    Ok(d)
+                }
+            });
+        match loaded {
+            Ok(desired) => {
+                if self.spec.error.take().is_some() {
+                    tracing::info!("the spec in {} is valid again", dir.display());
+                    self.metrics.set_spec_error(false);
+                }
+                if let Some(old) = &self.spec.desired {
+                    if same_spec(old, &desired) {
+                        return SpecChange::Same;
+                    }
+                    log_spec_change(old, &desired);
+                } else {
+                    tracing::info!(
+                        "loaded the spec from {}: {} hosts, {} VMs",
+                        dir.display(),
+                        desired.hosts.len(),
+                        desired.vms.len()
+                    );
+                }
+                self.spec.desired = Some(Arc::new(desired));
+                SpecChange::Changed
+            }
+            Err(message) => {
+                if self.spec.desired.is_some() {
+                    tracing::error!(
+                        "the spec in {} is invalid; the last valid spec stays in force: {message}",
+                        dir.display()
+                    );
+                } else {
+                    tracing::error!(
+                        "the spec in {} is invalid; nothing is managed until it is valid: {message}",
+                        dir.display()
+                    );
+                }
+                self.metrics.spec_error_seen();
+                self.metrics.set_spec_error(true);
+                self.spec.error = Some(message);
+                SpecChange::Invalid
+            }
+        }
+    }
+}
+
+/// Whether two valid specs want the same thing (positions do not count).
+fn same_spec(a: &Desired, b: &Desired) -> bool {
+    a.policy == b.policy && a.hosts == b.hosts && a.vms == b.vms && a.controller == b.controller
+}
+
+fn log_spec_change(old: &Desired, new: &Desired) {
+    let gone: Vec<&str> = old
+        .vms
+        .keys()
+        .filter(|k| !new.vms.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    tracing::info!(
+        "the spec changed: {}",
+        crate::spec::SpecChanges::between(old, new)
+    );
+    if !gone.is_empty() {
+        let mut names = gone.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+        if gone.len() > 10 {
+            names.push_str(", ...");
+        }
+        tracing::warn!(
+            "{} VM{} no longer declared and now unmanaged (not moved back, not deleted): {names}",
+            gone.len(),
+            if gone.len() == 1 { " is" } else { "s are" }
+        );
+    }
+    if old.controller.as_ref().map(|c| &c.provider) != new.controller.as_ref().map(|c| &c.provider)
+    {
+        tracing::warn!(
+            "the Controller's provider changed; berth watch keeps the provider it started with until it is restarted"
+        );
+    }
+    if old.policy.suspend != new.policy.suspend {
+        tracing::info!(
+            "policy.suspend is now {}",
+            if new.policy.suspend {
+                "on: observing and reporting only"
+            } else {
+                "off: acting again"
+            }
+        );
+    }
+}
