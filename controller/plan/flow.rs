@@ -102,6 +102,7 @@ pub(super) fn makespan(plan: &Plan, caps: &Caps) -> f64 {
             break;
         }
         let dt = (next - now).max(0.0);
+        let prev = now;
         now = next;
         let mut finished: Vec<u32> = Vec::new();
         let mut ids: Vec<u32> = running.keys().copied().collect();
@@ -113,7 +114,9 @@ pub(super) fn makespan(plan: &Plan, caps: &Caps) -> f64 {
             match r.left {
                 Some(left) => {
                     let rest = left - r.rate * dt;
-                    if rest <= left * 1e-12 + 1e-9 {
+                    // Done when its own end is the event (compared as the
+                    // event was chosen, so rounding cannot stall the loop).
+                    if prev + left / r.rate <= next || rest <= left * 1e-12 + 1e-9 {
                         r.left = None;
                         r.ends = now + BASE;
                         for h in [&r.from, &r.to] {
