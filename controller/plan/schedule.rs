@@ -46,38 +46,33 @@ impl Caps {
     /// The limits in force for this spec and fleet.
     pub fn new(desired: &Desired, observed: &Observed) -> Caps {
         let policy = &desired.policy;
-        let per_host = observed
-            .hosts
-            .values()
-            .map(|h| {
-                let declared = desired
-                    .hosts
-                    .get(&h.name)
-                    .and_then(|d| d.max_migrations)
-                    .unwrap_or(u32::MAX);
-                let cap = policy
-                    .max_migrations_per_host
-                    .min(declared)
-                    .min(h.max_migrations);
-                (h.name.clone(), cap)
-            })
-            .collect();
-        let storage = observed
-            .hosts
-            .values()
-            .map(|h| {
-                let declared = desired
-                    .hosts
-                    .get(&h.name)
-                    .and_then(|d| d.max_storage_migrations)
-                    .unwrap_or(u32::MAX);
-                let cap = policy
-                    .max_storage_migrations_per_host
-                    .min(declared)
-                    .min(h.max_storage_migrations);
-                (h.name.clone(), cap)
-            })
-            .collect();
+        // Effective cap per host: min(policy, declared, reported).
+        let caps_of = |policy_cap: u32,
+                       declared: fn(&crate::spec::HostSpec) -> Option<u32>,
+                       reported: fn(&crate::provider::ObservedHost) -> u32| {
+            observed
+                .hosts
+                .values()
+                .map(|h| {
+                    let declared = desired
+                        .hosts
+                        .get(&h.name)
+                        .and_then(declared)
+                        .unwrap_or(u32::MAX);
+                    (h.name.clone(), policy_cap.min(declared).min(reported(h)))
+                })
+                .collect()
+        };
+        let per_host = caps_of(
+            policy.max_migrations_per_host,
+            |d| d.max_migrations,
+            |h| h.max_migrations,
+        );
+        let storage = caps_of(
+            policy.max_storage_migrations_per_host,
+            |d| d.max_storage_migrations,
+            |h| h.max_storage_migrations,
+        );
         let rates = observed
             .hosts
             .values()
