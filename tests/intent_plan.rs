@@ -361,6 +361,70 @@ fn explain_gives_every_candidate_host_a_verdict() {
     assert!(plan::explain(&desired, &observed, "dc-03").is_none());
 }
 
+#[test]
+fn a_host_whose_volume_cannot_hold_the_disks_is_not_chosen() {
+    // app must leave s01 for s02 or s03. s02 has the most memory free (the
+    // even-use tie-break prefers it) but its volume holds 50 GiB, and app's
+    // disks, which travel with it, take 200 GiB.
+    let fleet = |bulk_gib: u32| {
+        format!(
+            "apiVersion: berth/v1
+kind: Fleet
+spec:
+  hosts:
+    - {{ name: s01, memoryGiB: 64, switches: [Prod], volumes: [{{ path: 'D:\\VMs', freeGiB: 1000 }}] }}
+    - {{ name: s02, memoryGiB: 256, switches: [Prod], volumes: [{{ path: 'D:\\VMs', freeGiB: 50 }}] }}
+    - {{ name: s03, memoryGiB: 64, switches: [Prod], volumes: [{{ path: 'D:\\VMs', freeGiB: 300 }}] }}
+  vms:
+    - {{ name: app, host: s01, memoryGiB: 8, disks: [{{ path: 'D:\\VMs\\app\\app.vhdx', sizeGiB: 200 }}] }}
+    - {{ name: bulk, host: s01, memoryGiB: 4, disks: [{{ path: 'D:\\VMs\\bulk\\bulk.vhdx', sizeGiB: {bulk_gib} }}] }}
+"
+        )
+    };
+    let placement = |bulk_host: &str| {
+        format!(
+            "apiVersion: berth/v1
+kind: Placement
+spec:
+  hosts: [{{ name: s01 }}, {{ name: s02 }}, {{ name: s03 }}]
+  vms:
+    - {{ name: app, hosts: [s02, s03] }}
+    - {{ name: bulk, host: {bulk_host} }}
+"
+        )
+    };
+    let (_, desired, observed) =
+        load(&fleet(10), &placement("s01")).unwrap_or_else(|e| panic!("{e}"));
+    let p = plan::plan(&desired, &observed);
+    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+    let m = moves(&p);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].0.as_str(), m[0].2.as_str()), ("app", "s03"), "{m:?}");
+    let v = plan::explain(&desired, &observed, "app").expect("app chooses");
+    let s02 = v.iter().find(|x| x.host == "s02").expect("s02");
+    assert!(
+        s02.lacks.iter().any(|l| l.contains("disk space")),
+        "{s02:?}"
+    );
+
+    // bulk (150 GiB) is planned to s03 first: 150 GiB are left there,
+    // less than app needs, and s02 is still too small. app is blocked
+    // where it is, naming the space; bulk still moves.
+    let (_, desired, observed) =
+        load(&fleet(150), &placement("s03")).unwrap_or_else(|e| panic!("{e}"));
+    let p = plan::plan(&desired, &observed);
+    let blocked: Vec<&str> = p.blocked.iter().map(|b| b.vm.as_str()).collect();
+    assert_eq!(blocked, ["app"], "{:?}", p.blocked);
+    assert!(
+        p.blocked[0].reason.contains("disk space"),
+        "{}",
+        p.blocked[0].reason
+    );
+    let m = moves(&p);
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].0.as_str(), m[0].2.as_str()), ("bulk", "s03"), "{m:?}");
+}
+
 // ------------------------------------------------------------- replay
 
 struct Round {

@@ -419,6 +419,7 @@ pub(super) fn targets(
             observed,
             caps,
             load: &load,
+            disk_load: &disk_load,
             fixed,
             choosers,
         };

@@ -14,7 +14,8 @@
 //!    places stays), a host group short of `headroom` (units that can leave
 //!    the group, largest first).
 //! 3. Units that must move are placed most constrained first, each on the
-//!    allowed host with the fewest moves, then the least memory moved, then
+//!    allowed host with the fewest moves, then the least data moved (memory
+//!    and disks that travel with the VM), then
 //!    the lowest memory use after it arrives (most even), then name.
 //! 4. A unit with no host left may displace one or more staying units that
 //!    are in its way (an ejection chain of depth one) when each of them can
@@ -40,6 +41,7 @@ use crate::provider::{Observed, ObservedHost, ObservedVm};
 use crate::spec::{Desired, RuleKind, VmSpec};
 
 use super::diff::{gib, unfit};
+use super::storage::{self, declared_path};
 
 mod build;
 mod report;
@@ -112,6 +114,10 @@ pub(super) struct Input<'a> {
     pub caps: &'a Caps,
     /// Final memory per host of every VM the solver does not place.
     pub load: &'a HashMap<&'a str, u64>,
+    /// Disks headed to each host with the moves of VMs the solver does not
+    /// place, MiB (in-flight copies already hold their space in the
+    /// volumes' observed free space).
+    pub disk_load: &'a HashMap<String, u64>,
     /// Final host of VMs that are rule members but not placed here.
     pub fixed: HashMap<String, String>,
     /// VMs with choices, not in flight, not held.
@@ -185,6 +191,8 @@ struct Solver<'a> {
     groups: Vec<GroupInfo>,
     /// Final load per host (fixed + placed units).
     load: Vec<u64>,
+    /// Disks arriving per host (fixed moves + placed units that move), MiB.
+    disk_in: Vec<u64>,
     /// Per rule, per domain: occupants.
     occ: Vec<HashMap<usize, Vec<Occ>>>,
     /// Current assignment per unit.

@@ -22,6 +22,10 @@ impl<'a> Solver<'a> {
             .iter()
             .map(|h| inp.load.get(h.obs.name.as_str()).copied().unwrap_or(0))
             .collect();
+        let disk_in: Vec<u64> = hosts
+            .iter()
+            .map(|h| inp.disk_load.get(&h.obs.name).copied().unwrap_or(0))
+            .collect();
         let headroom = d.intent.headroom;
         let failures = headroom.max(1) as usize;
         let mut groups = Vec::new();
@@ -231,6 +235,7 @@ impl<'a> Solver<'a> {
             unit_rules,
             groups,
             load,
+            disk_in,
             occ,
             at,
             on,

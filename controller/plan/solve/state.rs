@@ -41,6 +41,7 @@ impl Solver<'_> {
         self.at[u] = Some(h);
         self.on[h].insert(u);
         self.load[h] += self.units[u].mem;
+        self.disk_in[h] += self.disks_to(u, h);
         // A VM blocked in an earlier round keeps its memory where it is,
         // but its rules are already reported broken: it displaces no one.
         if self.units[u].stuck {
@@ -57,6 +58,7 @@ impl Solver<'_> {
         let Some(h) = self.at[u].take() else { return };
         self.on[h].remove(&u);
         self.load[h] -= self.units[u].mem;
+        self.disk_in[h] -= self.disks_to(u, h);
         for ri in self.unit_rules[u].clone() {
             if let Some(dm) = self.rules[ri].domain_of[h]
                 && let Some(v) = self.occ[ri].get_mut(&dm)
@@ -147,8 +149,29 @@ impl Solver<'_> {
             let Some(from) = self.inp.observed.hosts.get(&c.vm.host) else {
                 continue;
             };
-            if let Some(why) = unfit(c.vm, Some(c.spec), from, hi.obs, self.inp.caps) {
+            let declared = declared_path(self.inp.desired, &name);
+            if let Some(why) = unfit(c.vm, Some(c.spec), from, hi.obs, self.inp.caps)
+                .or_else(|| storage::unfit(c.vm, from, hi.obs, declared, self.inp.caps))
+            {
                 out.push(why);
+            }
+        }
+        // Disks that travel with the VMs: the volume they would go to must
+        // hold them besides every other copy headed to this host.
+        let disks = self.disks_to(u, h);
+        if disks > 0 {
+            let here = if self.at[u] == Some(h) { disks } else { 0 };
+            let room = storage::room(
+                hi.obs,
+                declared_path(self.inp.desired, &name),
+                self.disk_in[h] - here,
+            );
+            if disks > room {
+                out.push(format!(
+                    "disk space: its disks need {}, {} free on the volume they would go to once the plan is done",
+                    gib(disks),
+                    gib(room)
+                ));
             }
         }
         let here = if self.at[u] == Some(h) { unit.mem } else { 0 };
@@ -220,7 +243,8 @@ impl Solver<'_> {
         out
     }
 
-    /// How many of the unit's VMs move to reach `h`, and how much memory.
+    /// How many of the unit's VMs move to reach `h`, and how much data
+    /// (memory, and disks that travel with them).
     pub(super) fn cost(&self, u: usize, h: usize) -> (usize, u64) {
         let name = self.host_name(h);
         let mut moves = 0;
@@ -229,10 +253,23 @@ impl Solver<'_> {
             let vm = self.inp.choosers[*m].vm;
             if vm.host != name {
                 moves += 1;
-                data += vm.memory_mib;
+                data += vm.memory_mib + vm.local_disk_mib();
             }
         }
         (moves, data)
+    }
+
+    /// MiB of disks unit `u` copies to reach `h` (members already there
+    /// copy nothing).
+    pub(super) fn disks_to(&self, u: usize, h: usize) -> u64 {
+        let name = self.host_name(h);
+        self.units[u]
+            .members
+            .iter()
+            .map(|m| self.inp.choosers[*m].vm)
+            .filter(|vm| vm.host != name)
+            .map(|vm| vm.local_disk_mib())
+            .sum()
     }
 
     /// Memory use of `h` after unit `u` arrives, in millionths.
