@@ -85,6 +85,8 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
                 // The first host of every group is in maintenance.
                 maintenance: i.is_multiple_of(GROUP),
                 max_migrations: None,
+                max_storage_migrations: None,
+                storage_path: None,
                 labels: [("rack".to_string(), format!("r{}", i / RACK))].into(),
                 origin: Origin::default(),
             },
