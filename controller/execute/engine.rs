@@ -145,26 +145,44 @@ impl<'o> Engine<'o> {
                 self.why = Some("the spec changed".to_string());
             }
             let t = std::time::Instant::now();
-            let observed = match self.provider.observe().await {
-                Ok(o) => {
-                    observe_failures = 0;
-                    o
-                }
-                Err(e) if self.tasks.is_empty() => return Err(ExecError::Observe(e)),
-                Err(e) => {
-                    observe_failures += 1;
-                    tracing::warn!("cannot observe the fleet: {e}; looking again soon");
-                    let wait = self.opts.retry_min_delay * observe_failures.min(12);
-                    self.wait_for_event(Some(Instant::now() + wait)).await;
-                    continue;
-                }
+            // The caller's first look, when it made one from this spec.
+            let seed = self
+                .control
+                .take_seed()
+                .filter(|s| round == 0 && Arc::ptr_eq(&s.desired, &self.desired));
+            let (observed, seeded) = match seed {
+                Some(s) => (s.observed, Some(s.plan)),
+                None => match self.provider.observe().await {
+                    Ok(o) => {
+                        observe_failures = 0;
+                        (Arc::new(o), None)
+                    }
+                    Err(e) if self.tasks.is_empty() => return Err(ExecError::Observe(e)),
+                    Err(e) => {
+                        observe_failures += 1;
+                        tracing::warn!("cannot observe the fleet: {e}; looking again soon");
+                        let wait = self.opts.retry_min_delay * observe_failures.min(12);
+                        self.wait_for_event(Some(Instant::now() + wait)).await;
+                        continue;
+                    }
+                },
             };
             let observing = t.elapsed();
             let t = std::time::Instant::now();
             self.adopt(&observed);
-            let projected = project(&observed, &self.flights);
-            let holds = self.book().holds_for(&self.desired);
-            let mut plan = plan::plan_with_holds(&self.desired, &projected, &holds);
+            let mut plan = match seeded {
+                // Nothing in flight: the seed's plan is this round's.
+                Some(plan) if self.flights.is_empty() => Arc::unwrap_or_clone(plan),
+                _ => {
+                    let holds = self.book().holds_for(&self.desired);
+                    if self.flights.is_empty() {
+                        plan::plan_with_holds(&self.desired, &observed, &holds)
+                    } else {
+                        let projected = project(&observed, &self.flights);
+                        plan::plan_with_holds(&self.desired, &projected, &holds)
+                    }
+                }
+            };
             plan.in_flight = self
                 .flights
                 .iter()
@@ -208,7 +226,7 @@ impl<'o> Engine<'o> {
             if self.observer.wants_state() {
                 self.observer.state(&Snapshot {
                     desired: self.desired.clone(),
-                    observed: Arc::new(observed),
+                    observed: observed.clone(),
                     moving: self
                         .flights
                         .iter()

@@ -256,8 +256,8 @@ struct Memo {
     desired: Arc<Desired>,
     /// The holds the plan was made under.
     holds: BTreeMap<String, String>,
-    observed: Observed,
-    plan: plan::Plan,
+    observed: Arc<Observed>,
+    plan: Arc<plan::Plan>,
     conditions: BTreeMap<String, VmStatus>,
     /// Why moves wait for a move window, when they do.
     window: Option<String>,
@@ -641,8 +641,8 @@ impl Reconciler {
                 Memo {
                     desired: desired.clone(),
                     holds,
-                    observed,
-                    plan,
+                    observed: Arc::new(observed),
+                    plan: Arc::new(plan),
                     conditions,
                     window: window.clone(),
                 }
@@ -740,7 +740,12 @@ impl Reconciler {
         self.live.touched.store(refused, Ordering::SeqCst);
         self.metrics.set_suspended(suspended);
         if decision.1 == Action::AwaitJob {
-            self.start_job(desired);
+            let seed = execute::Seed {
+                desired: desired.clone(),
+                observed: memo.observed.clone(),
+                plan: memo.plan.clone(),
+            };
+            self.start_job(desired, seed);
         }
         self.memo = Some(memo);
         decision
@@ -779,8 +784,10 @@ impl Reconciler {
     }
 
     /// Hands the plan to the executor as a task with its own [`Control`].
-    fn start_job(&mut self, desired: Arc<Desired>) {
+    fn start_job(&mut self, desired: Arc<Desired>, seed: execute::Seed) {
         let control = Control::new();
+        // The loop's first round is this pass's look and plan.
+        control.seed(seed);
         let limit = desired.policy.max_moves_per_apply;
         let opts = Options {
             // Hops count as moves; the plan itself was checked against the limit.
