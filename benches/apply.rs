@@ -89,6 +89,7 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
                         max_storage_migrations: None,
                         storage_path: None,
                         origin: Origin::default(),
+                        labels: Default::default(),
                     },
                 )
             })
@@ -101,6 +102,7 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
                     VmSpec {
                         name: v.clone(),
                         host: h.clone(),
+                        choice: None,
                         fallback: Vec::new(),
                         adapters: None,
                         origin: Origin::default(),

@@ -117,6 +117,7 @@ fn fleet(vms: usize, hosts: usize, moving: f64, disks: bool) -> (Desired, Observ
                 max_storage_migrations: None,
                 storage_path: None,
                 origin: Origin::default(),
+                labels: Default::default(),
             },
         );
     }
@@ -177,6 +178,7 @@ fn fleet(vms: usize, hosts: usize, moving: f64, disks: bool) -> (Desired, Observ
             VmSpec {
                 name,
                 host: host_name(want),
+                choice: None,
                 fallback: Vec::new(),
                 adapters: Some(vec![AdapterSpec {
                     name: "Network Adapter".into(),

@@ -18,6 +18,9 @@
 //!
 //! Run with `cargo bench --bench scale`. SCALE_VMS (default 100000),
 //! SCALE_HOSTS (5000), SCALE_FILES (100) and SCALE_WRITES (4) resize it.
+//! SCALE_KEEP=DIR only writes the world into DIR (`DIR/spec`,
+//! `DIR/fleet.yaml`), for profiling by hand. SCALE_LOG=FILE keeps the watch process's log at debug level in FILE:
+//! each pass and each round of the loop says where its time went.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -45,6 +48,12 @@ fn main() {
         files: size("SCALE_FILES", 100),
     };
     let writes = size("SCALE_WRITES", 4);
+    if let Some(dir) = std::env::var_os("SCALE_KEEP") {
+        // Only write the world (with its 1% drift) for profiling by hand.
+        generate(Path::new(&dir), shape, 0.01);
+        println!("scale: wrote the world to {}", Path::new(&dir).display());
+        return;
+    }
     let root = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
     let (spec_bytes, fleet_bytes) = generate(root.path(), shape, 0.01);
@@ -123,13 +132,22 @@ fn watch(root: &Path, shape: Shape, writes: usize) {
     let status = root.join("status.json");
     let journal = root.join(".berth").join("events.jsonl");
     let started = Instant::now();
+    let log = std::env::var_os("SCALE_LOG").map(PathBuf::from);
+    let stderr = match &log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("create SCALE_LOG")),
+        None => Stdio::null(),
+    };
     let mut child = berth()
         .arg("watch")
         .arg(&spec)
         .arg("--status-file")
         .arg(&status)
+        .env(
+            "RUST_LOG",
+            if log.is_some() { "berth=debug" } else { "info" },
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start berth watch");
     let pid = child.id();

@@ -308,6 +308,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
                     max_storage_migrations: None,
                     storage_path: None,
                     origin: Origin::default(),
+                    labels: Default::default(),
                 },
             )
         })
@@ -335,6 +336,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
             VmSpec {
                 name: vm_name(i),
                 host: host_name(v.want),
+                choice: None,
                 fallback,
                 adapters,
                 origin: Origin::default(),

@@ -214,6 +214,7 @@ fn build(g: &Gen, failure_rate: f64) -> (FleetSpec, Desired) {
                     max_migrations: None,
                     max_storage_migrations: None,
                     storage_path: h.declare_path.then(|| format!(r"{}\in", VOLS[0])),
+                    labels: Default::default(),
                     origin: Origin::default(),
                 },
             )
@@ -229,6 +230,7 @@ fn build(g: &Gen, failure_rate: f64) -> (FleetSpec, Desired) {
                 VmSpec {
                     name: vm_name(i),
                     host: host_name(v.want),
+                    choice: None,
                     fallback: Vec::new(),
                     adapters: None,
                     origin: Origin::default(),

@@ -69,6 +69,10 @@ pub enum Command {
         /// Exit 2 when there are changes to make (0: in sync, 1: error).
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Instead of the plan, show every candidate host of this VM (one
+        /// with `hosts` or `hostGroup`) and what each lacks for it.
+        #[arg(long, value_name = "VM")]
+        explain: Option<String>,
     },
     /// Carry the plan out: move, throttle, retry and re-assert until the fleet converges.
     #[command(after_long_help = help::APPLY)]
@@ -273,6 +277,7 @@ pub fn run(cli: Cli) -> u8 {
             output,
             diff,
             detailed_exitcode,
+            explain,
         } => plan_command(
             &paths,
             provider.as_deref(),
@@ -280,6 +285,7 @@ pub fn run(cli: Cli) -> u8 {
             output,
             diff,
             detailed_exitcode,
+            explain.as_deref(),
         ),
         Command::Sim {
             command: SimCommand::Import { snapshot, out },
@@ -342,6 +348,7 @@ fn plan_command(
     output: PlanFormat,
     with_diff: bool,
     detailed: bool,
+    explain: Option<&str>,
 ) -> u8 {
     let desired = match spec::load(paths) {
         Ok(d) => d,
@@ -357,6 +364,18 @@ fn plan_command(
             return EXIT_ERROR;
         }
     };
+    if let Some(vm) = explain {
+        return match plan_output::explain(&desired, &observed, vm, output) {
+            Ok(text) => {
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                EXIT_OK
+            }
+            Err(message) => {
+                render::error(&message);
+                EXIT_ERROR
+            }
+        };
+    }
     let mut plan = crate::plan::plan(&desired, &observed);
     plan.move_window = crate::plan::window_status(&desired, now);
     let diff = with_diff.then(|| plan_output::diff(&desired, &observed, &plan));

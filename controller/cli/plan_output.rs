@@ -185,6 +185,113 @@ fn describe(kind: &ActionKind) -> (String, String, Vec<(bool, String)>) {
     }
 }
 
+/// `plan --explain VM`: every candidate host of a VM with choices and its
+/// verdict, as text (or JSON with `--output json`).
+pub fn explain(
+    desired: &Desired,
+    observed: &Observed,
+    vm: &str,
+    output: super::PlanFormat,
+) -> Result<String, String> {
+    let Some(spec) = desired.vms.get(vm) else {
+        return Err(format!("{vm:?} is not a declared VM"));
+    };
+    let Some(choice) = &spec.choice else {
+        return Ok(format!(
+            "{vm} is pinned to {} (`host`): berth does not choose its host.\n",
+            spec.host
+        ));
+    };
+    let Some(verdicts) = crate::plan::explain(desired, observed, vm) else {
+        return Err(format!(
+            "{vm} is not in the fleet, or it is moving or held now"
+        ));
+    };
+    if matches!(output, super::PlanFormat::Json) {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            vm: &'a str,
+            candidates: &'a [crate::plan::Verdict],
+        }
+        return Ok(serde_json::to_string_pretty(&Out {
+            vm,
+            candidates: &verdicts,
+        })
+        .unwrap_or_default()
+            + "\n");
+    }
+    let now = observed.vms.get(vm).map_or("?", |v| v.host.as_str());
+    let chosen = verdicts
+        .iter()
+        .find(|v| v.chosen)
+        .map_or(now, |v| v.host.as_str());
+    let from = match &choice.group {
+        Some(g) => format!("host group {g}"),
+        None => "its `hosts`".to_string(),
+    };
+    let mut out = format!(
+        "{vm} may run on {} ({from}); it is on {now}, and the plan {}.\n\n",
+        plural(verdicts.len(), "host", "hosts"),
+        if chosen == now {
+            format!("keeps it on {now}")
+        } else {
+            format!("moves it to {chosen}")
+        }
+    );
+    let width = verdicts.iter().map(|v| v.host.len()).max().unwrap_or(0);
+    for v in &verdicts {
+        let mark = match (v.chosen, v.current) {
+            (true, true) => " (chosen, now)",
+            (true, false) => " (chosen)",
+            (false, true) => " (now)",
+            _ => "",
+        };
+        let verdict = if v.lacks.is_empty() {
+            format!("fits{mark}")
+        } else {
+            format!("no{mark}: {}", v.lacks.join("; "))
+        };
+        writeln!(out, "  {:width$}  {verdict}", v.host).ok();
+    }
+    Ok(out)
+}
+
+/// One host group's N+1 margin, for people.
+fn headroom_line(h: &crate::plan::Headroom) -> String {
+    let group = if h.group == "*" {
+        "all hosts".to_string()
+    } else {
+        format!("group {}", h.group)
+    };
+    let gib = |mib: u64| {
+        let g = mib as f64 / 1024.0;
+        if g.fract() == 0.0 {
+            format!("{g:.0} GiB")
+        } else {
+            format!("{g:.1} GiB")
+        }
+    };
+    let verdict = if h.margin_mib >= 0 {
+        format!("{} to spare", gib(h.margin_mib.unsigned_abs()))
+    } else {
+        format!("{} short", gib(h.margin_mib.unsigned_abs()))
+    };
+    format!(
+        "headroom N+{} {group}: {verdict} ({} used of {}, {} kept for {} failed host{}){}",
+        h.failures,
+        gib(h.used_mib),
+        gib(h.capacity_mib),
+        gib(h.reserve_mib),
+        h.failures,
+        if h.failures == 1 { "" } else { "s" },
+        if h.enforced {
+            ""
+        } else {
+            " (reported, not enforced)"
+        }
+    )
+}
+
 /// The plan for people, terraform style.
 pub fn text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
@@ -217,6 +324,9 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 style.remove(&format!("- {rule}"))
             };
             writeln!(out, "        {line}").ok();
+        }
+        if let ActionKind::Move { why: Some(why), .. } = &a.kind {
+            writeln!(out, "        why: {why}").ok();
         }
     }
     if !plan.in_flight.is_empty() {
@@ -256,6 +366,18 @@ pub fn text(plan: &Plan, style: Style) -> String {
             esc(&plan.unmanaged.join(", "))
         )
         .ok();
+    }
+    if !plan.headroom.is_empty() {
+        out.push('\n');
+        for h in &plan.headroom {
+            let line = headroom_line(h);
+            let line = if h.margin_mib < 0 {
+                style.remove(&line)
+            } else {
+                line
+            };
+            writeln!(out, "  {line}").ok();
+        }
     }
     if !out.is_empty() {
         out.push('\n');
@@ -316,6 +438,9 @@ pub fn markdown(plan: &Plan, diff: Option<&str>) -> String {
         for a in &plan.actions {
             let (verb, what, rules) = describe(&a.kind);
             let mut details = md_escape(&what);
+            if let ActionKind::Move { why: Some(why), .. } = &a.kind {
+                write!(details, "<br>why: {}", md_escape(why)).ok();
+            }
             for (add, rule) in rules {
                 write!(
                     details,
@@ -360,6 +485,13 @@ pub fn markdown(plan: &Plan, diff: Option<&str>) -> String {
     if !plan.unmanaged.is_empty() {
         let names: Vec<String> = plan.unmanaged.iter().map(|n| md_escape(n)).collect();
         writeln!(out, "**Unmanaged:** {}\n", names.join(", ")).ok();
+    }
+    if !plan.headroom.is_empty() {
+        out.push_str("**Headroom**\n\n");
+        for h in &plan.headroom {
+            writeln!(out, "- {}", md_escape(&headroom_line(h))).ok();
+        }
+        out.push('\n');
     }
     if let Some(d) = diff {
         let fence = if d.contains("```") { "~~~~" } else { "```" };

@@ -144,6 +144,7 @@ impl<'o> Engine<'o> {
                 self.desired = d;
                 self.why = Some("the spec changed".to_string());
             }
+            let t = std::time::Instant::now();
             let observed = match self.provider.observe().await {
                 Ok(o) => {
                     observe_failures = 0;
@@ -158,6 +159,8 @@ impl<'o> Engine<'o> {
                     continue;
                 }
             };
+            let observing = t.elapsed();
+            let t = std::time::Instant::now();
             self.adopt(&observed);
             let projected = project(&observed, &self.flights);
             let holds = self.book().holds_for(&self.desired);
@@ -188,6 +191,8 @@ impl<'o> Engine<'o> {
                     plan: Box::new(plan.clone()),
                 });
             }
+            let planning = t.elapsed();
+            let t = std::time::Instant::now();
             let stopping = self.control.stopping();
             let decision = if stopping {
                 Decision {
@@ -223,6 +228,13 @@ impl<'o> Engine<'o> {
                     plan: Arc::new(plan.clone()),
                 });
             }
+            tracing::debug!(
+                round,
+                "observing {:.1} ms, planning {:.1} ms, starting and reporting {:.1} ms",
+                observing.as_secs_f64() * 1000.0,
+                planning.as_secs_f64() * 1000.0,
+                t.elapsed().as_secs_f64() * 1000.0
+            );
             let done = idle && (stopping || decision.wake.is_none());
             if done && (stopping || !self.forever) {
                 self.report.interrupted = stopping;

@@ -10,7 +10,7 @@ use crate::provider::{MoveKind, Observed, ObservedHost, ObservedVm};
 use crate::spec::{Acl, Desired, VmSpec};
 
 use super::storage::{self, declared_path};
-use super::{AclChange, ActionKind, Blocked, Caps, InFlight, Reason};
+use super::{AclChange, ActionKind, Blocked, Caps, InFlight, Reason, solve};
 
 /// A move the goals require (from the current host to the goal).
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub(super) struct WantedMove {
     pub seconds: f64,
     /// MiB of disks copied with the VM (0: shared storage).
     pub disk_mib: u64,
+    /// For a VM with choices: why it moves and why there.
+    pub why: Option<String>,
 }
 
 /// What the diff found.
@@ -35,6 +37,10 @@ pub(super) struct Targets {
     pub blocked: Vec<Blocked>,
     pub unmanaged: Vec<String>,
     pub in_flight: Vec<InFlight>,
+    /// Headroom per host group, when declared.
+    pub headroom: Vec<super::Headroom>,
+    /// Candidate hosts of the VM asked about (`plan --explain`).
+    pub verdicts: Option<Vec<super::Verdict>>,
 }
 
 /// Expected duration of a move by the contract's model, alone on its
@@ -178,6 +184,7 @@ pub(super) fn targets(
     observed: &Observed,
     caps: &Caps,
     holds: &BTreeMap<String, String>,
+    explain: Option<&str>,
 ) -> Targets {
     let mut t = Targets::default();
     // Final memory per host if every VM that is not evacuated reaches its goal.
@@ -187,6 +194,8 @@ pub(super) fn targets(
     // (vm, from) needing a new host because of maintenance.
     let mut evacuate: Vec<&ObservedVm> = Vec::new();
     let mut goals: Vec<(&ObservedVm, String, Reason)> = Vec::new();
+    // VMs berth chooses hosts for (see `solve`).
+    let mut choosers: Vec<solve::Chooser> = Vec::new();
 
     for vm in observed.vms.values() {
         let spec = desired.vms.get(&vm.name);
@@ -224,6 +233,14 @@ pub(super) fn targets(
             if let Some(s) = spec {
                 adapter_changes(s, vm, &mut t);
             }
+            continue;
+        }
+        if let Some(s) = spec.filter(|s| s.choice.is_some()) {
+            // Counted where it is while pinned VMs are placed (most stay).
+            if vm.state.is_live() && !in_maintenance(desired, &vm.host) {
+                *load.entry(vm.host.as_str()).or_default() += vm.memory_mib;
+            }
+            choosers.push(solve::Chooser { vm, spec: s });
             continue;
         }
         let goal = match spec {
@@ -367,6 +384,60 @@ pub(super) fn targets(
         }
     }
 
+    // Hosts for the VMs with choices, around everything placed above.
+    let mut whys: HashMap<String, String> = HashMap::new();
+    if !choosers.is_empty() || !desired.intent.is_empty() || explain.is_some() {
+        let mut fixed: HashMap<String, String> = HashMap::new();
+        let members: std::collections::HashSet<&str> = desired
+            .intent
+            .rules
+            .iter()
+            .flat_map(|r| r.vms.iter().map(String::as_str))
+            .collect();
+        for vm in observed.vms.values() {
+            if members.contains(vm.name.as_str()) {
+                let at = vm.migrating_to.clone().unwrap_or_else(|| vm.host.clone());
+                fixed.insert(vm.name.clone(), at);
+            }
+        }
+        for (vm, goal, _) in &goals {
+            if members.contains(vm.name.as_str()) {
+                fixed.insert(vm.name.clone(), goal.clone());
+            }
+        }
+        for c in &choosers {
+            fixed.remove(&c.vm.name);
+            if c.vm.state.is_live()
+                && !in_maintenance(desired, &c.vm.host)
+                && let Some(l) = load.get_mut(c.vm.host.as_str())
+            {
+                *l = l.saturating_sub(c.vm.memory_mib);
+            }
+        }
+        let input = solve::Input {
+            desired,
+            observed,
+            caps,
+            load: &load,
+            disk_load: &disk_load,
+            fixed,
+            choosers,
+        };
+        let (solution, verdicts) = solve::solve(&input, explain);
+        t.blocked.extend(solution.blocked);
+        t.headroom = solution.headroom;
+        t.verdicts = verdicts;
+        for c in solution.chosen {
+            let Some(vm) = observed.vms.get(&c.vm) else {
+                continue;
+            };
+            if let Some(w) = c.why {
+                whys.insert(c.vm.clone(), w);
+            }
+            goals.push((vm, c.host, c.reason));
+        }
+    }
+
     for (vm, goal, reason) in goals {
         let spec = desired.vms.get(&vm.name);
         if goal != vm.host {
@@ -387,6 +458,7 @@ pub(super) fn targets(
                     memory_mib: if vm.state.is_live() { vm.memory_mib } else { 0 },
                     seconds: move_seconds(vm, from, to),
                     disk_mib: vm.local_disk_mib(),
+                    why: whys.get(&vm.name).cloned(),
                 }),
             }
         }

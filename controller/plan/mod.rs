@@ -11,6 +11,8 @@ mod fallback;
 mod flow;
 mod order;
 pub mod schedule;
+mod separate;
+mod solve;
 mod storage;
 pub mod timeline;
 pub mod window;
@@ -24,6 +26,7 @@ use crate::spec::{Acl, Desired, Direction};
 
 pub use diff::acl_diff as diff_acls;
 pub use schedule::{Caps, estimate_makespan};
+pub use solve::{Headroom, Verdict};
 pub use window::{MoveWindowStatus, fixes_only, window_status};
 
 /// Why a VM moves.
@@ -38,6 +41,10 @@ pub enum Reason {
     Return,
     /// It stays, but something about it drifted from the spec.
     Drift,
+    /// A rule between VMs (`separate`, `together`) makes it move.
+    Rule,
+    /// It leaves a host group to keep that group's `headroom`.
+    Headroom,
 }
 
 impl std::fmt::Display for Reason {
@@ -47,6 +54,8 @@ impl std::fmt::Display for Reason {
             Reason::Maintenance => "maintenance",
             Reason::Return => "return",
             Reason::Drift => "drift",
+            Reason::Rule => "rule",
+            Reason::Headroom => "headroom",
         })
     }
 }
@@ -81,6 +90,9 @@ pub enum ActionKind {
         method: MoveKind,
         /// Why.
         reason: Reason,
+        /// For a VM with choices: one line on why it moves and why there.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
         /// Expected duration, seconds.
         estimated_seconds: f64,
         /// Memory it needs on the destination, MiB (live moves).
@@ -213,6 +225,10 @@ pub struct Plan {
     pub in_flight: Vec<InFlight>,
     /// Expected duration of the whole plan under the limits, seconds.
     pub estimated_seconds: f64,
+    /// Memory to spare per host group after its largest hosts fail (only
+    /// when host groups or `headroom` are declared).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headroom: Vec<Headroom>,
     /// Move windows at planning time; omitted when none are declared (set
     /// by callers that know the time: see [`window_status`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -272,7 +288,7 @@ pub fn plan_with_holds(
     holds: &BTreeMap<String, String>,
 ) -> Plan {
     let caps = Caps::new(desired, observed);
-    let targets = diff::targets(desired, observed, &caps, holds);
+    let targets = diff::targets(desired, observed, &caps, holds, None);
     let mut builder = order::Builder::new(desired, observed, &caps);
     builder.add_moves(&targets.moves);
     let mut plan = builder.finish(targets.adapter_changes);
@@ -281,6 +297,7 @@ pub fn plan_with_holds(
     plan.blocked.dedup_by(|a, b| a.vm == b.vm);
     plan.unmanaged = targets.unmanaged;
     plan.in_flight = targets.in_flight;
+    plan.headroom = targets.headroom;
     // A move of a VM being backed up starts when its backup ends, where
     // the provider can tell when that is.
     let release: std::collections::HashMap<u32, f64> = plan
@@ -295,4 +312,12 @@ pub fn plan_with_holds(
     plan.estimated_seconds = schedule::estimate_makespan_from(&plan, &caps, &release);
     plan.in_sync = plan.actions.is_empty() && plan.blocked.is_empty() && plan.in_flight.is_empty();
     plan
+}
+
+/// Every candidate host of a VM with choices and what each lacks for it,
+/// against the fleet as the plan leaves it (`plan --explain VM`). `None`
+/// when the VM is not a VM with choices in the fleet.
+pub fn explain(desired: &Desired, observed: &Observed, vm: &str) -> Option<Vec<Verdict>> {
+    let caps = Caps::new(desired, observed);
+    diff::targets(desired, observed, &caps, &BTreeMap::new(), Some(vm)).verdicts
 }

@@ -17,6 +17,7 @@ use crate::provider::{MoveKind, Observed, ObservedHost};
 use crate::spec::Desired;
 
 use super::diff::{WantedMove, gib, move_seconds, needed_switches};
+use super::separate::Guard;
 use super::storage::{StorageLedger, declared_path, disks_on, storage_folder};
 use super::{Action, ActionKind, Blocked, Caps, Plan, Reason};
 
@@ -49,6 +50,8 @@ pub(super) struct Builder<'a> {
     /// Final move id per VM.
     last_move: HashMap<String, u32>,
     pub blocked: Vec<Blocked>,
+    /// Keeps `separate` rules at every moment.
+    guard: Guard,
 }
 
 impl<'a> Builder<'a> {
@@ -79,6 +82,7 @@ impl<'a> Builder<'a> {
             actions: Vec::new(),
             last_move: HashMap::new(),
             blocked: Vec::new(),
+            guard: Guard::new(desired, observed),
         }
     }
 
@@ -173,6 +177,7 @@ impl<'a> Builder<'a> {
                 to: to.to_string(),
                 method: p.want.kind,
                 reason,
+                why: p.want.why.clone(),
                 estimated_seconds: seconds,
                 memory_mib: p.want.memory_mib,
                 storage_gib: (p.want.disk_mib as f64 / 1024.0 * 1000.0).round() / 1000.0,
@@ -192,6 +197,7 @@ impl<'a> Builder<'a> {
             });
         }
         self.last_move.insert(p.want.vm.clone(), id);
+        self.guard.moved(&p.want.vm, &p.from, to, id);
         id
     }
 
@@ -221,9 +227,11 @@ impl<'a> Builder<'a> {
             // (rebuilding the list, not removing from it: O(n) a pass).
             let mut waiting = Vec::with_capacity(pending.len());
             for p in std::mem::take(&mut pending) {
-                if self.fits(&p, &p.want.to) {
+                let apart = self.guard.admit(&p.want.vm, &p.want.to);
+                if let (true, Ok(apart)) = (self.fits(&p, &p.want.to), apart) {
                     let to = p.want.to.clone();
-                    let taken = self.take_all(&p, &to);
+                    let mut taken = self.take_all(&p, &to);
+                    taken.0.extend(apart);
                     self.push_move(&p, &to, taken, p.want.reason);
                     progressed = true;
                 } else {
@@ -240,6 +248,17 @@ impl<'a> Builder<'a> {
             }
             if !self.hop_one(&mut pending) {
                 for p in pending.drain(..) {
+                    if let Err(rule) = self.guard.admit(&p.want.vm, &p.want.to) {
+                        self.blocked.push(Blocked {
+                            vm: p.want.vm.clone(),
+                            reason: format!(
+                                "{}it cannot go to {} yet ({rule}), and no host can hold one of them meanwhile without breaking the rule",
+                                stranded(&p),
+                                p.want.to
+                            ),
+                        });
+                        continue;
+                    }
                     self.blocked.push(Blocked {
                         vm: p.want.vm.clone(),
                         reason: format!(
@@ -399,7 +418,21 @@ impl<'a> Builder<'a> {
     fn hop_one(&mut self, pending: &mut [Pending]) -> bool {
         let awaited: BTreeSet<&str> = pending.iter().map(|p| p.want.to.as_str()).collect();
         let mut order: Vec<usize> = (0..pending.len())
-            .filter(|i| awaited.contains(pending[*i].from.as_str()))
+            .filter(|i| {
+                let p = &pending[*i];
+                // With separate rules, a VM hops at most once: a wait on a
+                // rule is not memory, and hopping on would never end.
+                (awaited.contains(p.from.as_str()) && (self.guard.is_empty() || p.prev.is_none()))
+                    || (p.prev.is_none()
+                        && !self.guard.is_empty()
+                        && self.guard.in_the_way(
+                            &p.want.vm,
+                            &p.from,
+                            pending
+                                .iter()
+                                .map(|q| (q.want.vm.as_str(), q.want.to.as_str())),
+                        ))
+            })
             .collect();
         order.sort_by(|a, b| {
             pending[*a]
@@ -413,7 +446,11 @@ impl<'a> Builder<'a> {
             let Some(via) = self.hop_host(&p) else {
                 continue;
             };
-            let taken = self.take_all(&p, &via);
+            let Ok(apart) = self.guard.admit(&p.want.vm, &via) else {
+                continue;
+            };
+            let mut taken = self.take_all(&p, &via);
+            taken.0.extend(apart);
             let via_volume = taken.1.clone();
             let id = self.push_move(&p, &via, taken, p.want.reason);
             pending[i].disks = via_volume
@@ -447,6 +484,8 @@ impl<'a> Builder<'a> {
                     && h.cpu_vendor == from.cpu_vendor
                     && self.caps.host(&h.name) > 0
                     && switches.iter().all(|s| h.switches.iter().any(|x| x == s))
+                    && self.guard.admit(&p.want.vm, &h.name).is_ok()
+                    && self.guard.leaves(&p.want.vm, &p.from, &h.name)
                     && self
                         .ledgers
                         .get(&h.name)
@@ -503,6 +542,7 @@ impl<'a> Builder<'a> {
             unmanaged: Vec::new(),
             in_flight: Vec::new(),
             estimated_seconds: 0.0,
+            headroom: Vec::new(),
             move_window: None,
         }
     }

@@ -186,6 +186,7 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
             max_migrations: None,
             max_storage_migrations: None,
             storage_path: None,
+            labels: Default::default(),
         })
         .collect();
     let vms = observed
@@ -193,7 +194,9 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
         .values()
         .map(|v| VmRaw {
             name: sp(&v.name),
-            host: sp(&v.host),
+            host: Some(sp(&v.host)),
+            hosts: None,
+            host_group: None,
             fallback: Vec::new(),
             network_adapters: Some(
                 v.adapters
@@ -275,6 +278,7 @@ pub fn to_document(observed: &Observed) -> crate::spec::raw::PlacementDocument {
             policy: None,
             hosts,
             vms,
+            ..PlacementSpec::default()
         }),
         status: Some(Sp::new(status)),
     }

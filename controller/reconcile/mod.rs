@@ -301,6 +301,8 @@ pub struct Reconciler {
     job_rx: Option<mpsc::UnboundedReceiver<JobResult>>,
     last_write: Option<Instant>,
     memo: Option<Memo>,
+    /// How long the parts of the current pass took (logged at debug).
+    phases: Phases,
     revisions: revision::Revisions,
 }
 
@@ -322,6 +324,7 @@ impl Reconciler {
             after_job: None,
             last_job: None,
             passes: 0,
+            phases: Phases::default(),
             job: None,
             job_tx,
             job_rx: Some(job_rx),
@@ -531,7 +534,10 @@ impl Reconciler {
     pub async fn pass(&mut self, trigger: Trigger) -> PassReport {
         let started = std::time::Instant::now();
         self.passes += 1;
+        self.phases = Phases::default();
+        let t = std::time::Instant::now();
         self.reload_spec();
+        self.phases.spec = t.elapsed();
         self.refresh_revisions();
         if trigger == Trigger::Resync {
             // Moves given up on for a passing cause (retries used up, a
@@ -553,8 +559,15 @@ impl Reconciler {
             Some(desired) => self.observe_and_decide(desired, trigger).await,
         };
         self.live.lock().fleet.pass_ended();
+        let t = std::time::Instant::now();
         let counts = self.write_status();
+        self.phases.status = t.elapsed();
         let elapsed = started.elapsed();
+        tracing::debug!(
+            pass = self.passes,
+            "pass took {}",
+            self.phases.text(elapsed)
+        );
         self.metrics.pass(elapsed.as_secs_f64());
         let report = PassReport {
             number: self.passes,
@@ -579,6 +592,7 @@ impl Reconciler {
         desired: Arc<Desired>,
         trigger: Trigger,
     ) -> (Outcome, Action) {
+        let t = std::time::Instant::now();
         let observed = match tokio::time::timeout(
             self.settings.observe_timeout,
             self.provider.observe(),
@@ -595,6 +609,8 @@ impl Reconciler {
             }
         };
         self.provider_up();
+        self.phases.observe = t.elapsed();
+        let t = std::time::Instant::now();
         let closed = execute::window::closed(&desired, self.provider.as_ref(), &self.settings.exec);
         let window = closed.as_ref().map(execute::window::waiting_reason);
         // The plan and the conditions are pure functions of the spec, the
@@ -641,6 +657,7 @@ impl Reconciler {
                 }
             }
         };
+        self.phases.plan = t.elapsed();
         let plan = &memo.plan;
         let suspended = desired.policy.suspend;
         let mut refused_vms = None;
@@ -872,6 +889,30 @@ impl Reconciler {
         }
         self.last_write = Some(Instant::now());
         counts
+    }
+}
+
+/// Where one pass spent its time: at a hundred thousand VMs each part is
+/// worth knowing (`RUST_LOG=berth=debug`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Phases {
+    spec: Duration,
+    observe: Duration,
+    plan: Duration,
+    status: Duration,
+}
+
+impl Phases {
+    fn text(&self, total: Duration) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "{:.1} ms: reading the spec {:.1} ms, observing {:.1} ms, planning {:.1} ms, writing the status {:.1} ms",
+            ms(total),
+            ms(self.spec),
+            ms(self.observe),
+            ms(self.plan),
+            ms(self.status)
+        )
     }
 }
 

@@ -198,6 +198,13 @@ impl Sink {
         self.diagnostics.extend(other.diagnostics);
     }
 
+    /// Replaces the `i`th problem (a better diagnosis of the same thing).
+    pub(crate) fn replace(&mut self, i: usize, d: Diagnostic) {
+        if let Some(slot) = self.diagnostics.get_mut(i) {
+            *slot = d;
+        }
+    }
+
     /// The problems recorded so far.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics

@@ -63,7 +63,8 @@ fn agree(text: &str) -> Result<(), TestCaseError> {
 
 /// A document with every kind of node the raw types read: block and flow
 /// mappings and lists, quoted and plain scalars, numbers as text, floats,
-/// booleans, comments, non-ASCII text and several documents in one file.
+/// booleans, comments, non-ASCII text and several documents in one file;
+/// intent too (labels, host groups, rules, `hosts`, `hostGroup`).
 const RICH: &str = r#"# yaml-language-server: $schema=placement.json
 apiVersion: berth/v1
 kind: Placement
@@ -73,11 +74,25 @@ spec:
     maxParallelMigrations: 8
     moveTimeout: 30m
     suspend: false
+    headroom: 1
   hosts:
     - name: hv01   # first
       maintenance: true
-    - { name: hv02, maxMigrations: 1 }
+      labels: { rack: r1, "zone": 'a' }
+    - { name: hv02, maxMigrations: 1, labels: { rack: r2 } }
+  hostGroups:
+    - { name: prod, hosts: [hv01, hv02] }
+  rules:
+    - name: dcs-apart
+      separate: [dc-01, "dc-02"]
+      by: rack
+    - { name: app-with-db, together: [app, db] }
   vms:
+    - { name: dc-01, hostGroup: prod }
+    - name: dc-02
+      hosts:
+        - hv01
+        - 'hv02'
     - name: 'wéb-01'
       host: hv01
       fallback: [hv02, "hv01"]

@@ -601,13 +601,18 @@ fn parse_as<T: DeserializeOwned>(
             let found = super::structure::check(ctx, text, kind, options(text.len()), sink);
             // A diagnostic at the parser's line, or one that points at it
             // (a mis-indented field names the entry that lacks it).
+            // An entry's field indented to its parent's level reads as an
+            // unknown field of the parent: say what happened instead.
+            super::structure::unknown_as_misindented(ctx, text, sink, before);
             let line = first.origin.loc.line;
             let covered = found > 0
                 && sink.diagnostics()[before..].iter().any(|d| {
                     d.origin.loc.line == line || d.related.iter().any(|r| r.origin.loc.line == line)
                 });
             if !covered {
-                match super::structure::misindented_in_text(ctx, text, &first) {
+                match super::structure::misindented_in_text(ctx, text, &first)
+                    .or_else(|| super::structure::misindented_at_error(ctx, text, &first))
+                {
                     Some(d) => sink.push(d),
                     None => sink.push(first),
                 }

@@ -13,6 +13,7 @@ mod escape;
 mod fast;
 #[cfg(test)]
 mod fast_agree;
+mod intent;
 mod load;
 pub mod model;
 pub mod raw;

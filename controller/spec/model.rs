@@ -33,6 +33,72 @@ pub struct Desired {
     pub status: Option<FleetStatusSpec>,
     /// How many Placement documents contributed.
     pub placement_documents: usize,
+    /// Host groups, rules between VMs and headroom.
+    pub intent: Intent,
+}
+
+/// What lets berth choose hosts: host groups, rules and headroom.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Intent {
+    /// Declared host groups by name.
+    pub host_groups: BTreeMap<String, HostGroupSpec>,
+    /// Rules in declaration order.
+    pub rules: Vec<RuleSpec>,
+    /// Keep room to restart the VMs of any `headroom` hosts elsewhere.
+    pub headroom: u32,
+}
+
+impl Intent {
+    /// Whether any rule or headroom is in force.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.headroom == 0
+    }
+}
+
+/// A named set of hosts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostGroupSpec {
+    /// Name.
+    pub name: String,
+    /// Declared hosts, in declaration order.
+    pub hosts: Vec<String>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// What a rule asks of its VMs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    /// Never two members on one host, or with `by`, in one value of that
+    /// host label; at every moment of execution.
+    Separate {
+        /// The host label whose values separate members; `None`: hosts.
+        by: Option<String>,
+    },
+    /// All members on one host once converged.
+    Together,
+}
+
+/// A rule between VMs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    /// Name.
+    pub name: String,
+    /// What it asks.
+    pub kind: RuleKind,
+    /// Members (declared VMs), in declaration order, without repeats.
+    pub vms: Vec<String>,
+    /// Where it was declared.
+    pub origin: Origin,
+}
+
+/// Where a VM may run when berth chooses (`hosts` or `hostGroup`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// Candidate hosts (declared), in declaration order.
+    pub hosts: Vec<String>,
+    /// The host group they come from, when the VM names one.
+    pub group: Option<String>,
 }
 
 /// Limits and timings of moves.
@@ -88,6 +154,8 @@ pub struct HostSpec {
     /// The folder arriving VMs' files go to (each in a sub-folder named
     /// after the VM); `None`: the volume with the most free space.
     pub storage_path: Option<String>,
+    /// Free-form labels used by rules (`rack: r1`).
+    pub labels: BTreeMap<String, String>,
     /// Where it was declared.
     pub origin: Origin,
 }
@@ -97,8 +165,12 @@ pub struct HostSpec {
 pub struct VmSpec {
     /// Name.
     pub name: String,
-    /// The host it belongs on (a declared host).
+    /// The host it belongs on (a declared host). For a VM with a
+    /// [`Choice`] this is its first candidate, used only where one host must
+    /// be named (a snapshot's position); the planner chooses among all.
     pub host: String,
+    /// Set when berth chooses the host (`hosts` or `hostGroup`).
+    pub choice: Option<Choice>,
     /// Ordered fallback hosts for maintenance (declared, not `host`).
     pub fallback: Vec<String>,
     /// Managed adapters; `None` when adapters are not managed.

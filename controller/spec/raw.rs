@@ -165,6 +165,41 @@ pub struct PlacementSpec {
     /// VMs and where they belong.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vms: Vec<VmRaw>,
+    /// Named sets of hosts a VM may choose from (`hostGroup`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_groups: Vec<HostGroupRaw>,
+    /// Rules between VMs: `separate` and `together`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleRaw>,
+}
+
+/// A named set of declared hosts.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HostGroupRaw {
+    /// The group's name, used by `hostGroup`.
+    pub name: Sp<String>,
+    /// Declared hosts in the group.
+    pub hosts: Vec<Sp<String>>,
+}
+
+/// A rule between VMs: exactly one of `separate` and `together`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleRaw {
+    /// The rule's name, shown in plans and messages.
+    pub name: Sp<String>,
+    /// Never two of these VMs on one host (or, with `by`, in one value of
+    /// that host label), at any moment of a plan's execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separate: Option<Sp<Vec<Sp<String>>>>,
+    /// With `separate`: a host label; members must be in different values
+    /// of it (e.g. `rack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Sp<String>>,
+    /// These VMs on one host once converged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub together: Option<Sp<Vec<Sp<String>>>>,
 }
 
 /// Limits and timings for moves.
@@ -195,6 +230,9 @@ pub struct PolicyRaw {
     /// Moves that copy disks touching one host, in and out (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_storage_migrations_per_host: Option<Sp<i64>>,
+    /// Keep room to restart the VMs of any N hosts on the others (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headroom: Option<Sp<i64>>,
     /// Moves start only inside one of these windows; omitted: at any time.
     /// ACL, VLAN and connection fixes are not moves and always go ahead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,6 +277,9 @@ pub struct HostRaw {
     /// own name); omitted: the host's volume with the most free space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_path: Option<Sp<String>>,
+    /// Free-form labels (`rack: r1`), used by rules' `by`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, Sp<String>>,
 }
 
 /// A VM and where it belongs.
@@ -247,8 +288,16 @@ pub struct HostRaw {
 pub struct VmRaw {
     /// The VM's name as the provider knows it.
     pub name: Sp<String>,
-    /// The declared host it belongs on.
-    pub host: Sp<String>,
+    /// The declared host it belongs on (exactly one of `host`, `hosts`,
+    /// `hostGroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Sp<String>>,
+    /// Declared hosts berth may choose from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Sp<Vec<Sp<String>>>>,
+    /// A host group berth may choose any host of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_group: Option<Sp<String>>,
     /// Ordered hosts where it waits while its host is in maintenance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallback: Vec<Sp<String>>,

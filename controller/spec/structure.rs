@@ -466,3 +466,108 @@ fn describe(types: &BTreeSet<&str>) -> String {
         words.join(" or ")
     }
 }
+
+/// For a syntax error at a `key:` line indented between two levels below a
+/// list entry (a VM whose `host` is one column short: `host` is optional
+/// since `hosts` and `hostGroup` exist, so no "missing field" comes first):
+/// the same diagnostic as [`misindented_in_text`], at the error's line.
+pub(crate) fn misindented_at_error(
+    ctx: &DocCtx,
+    text: &str,
+    error: &Diagnostic,
+) -> Option<Diagnostic> {
+    let doc_line = error.origin.loc.line.checked_sub(ctx.line_offset)? as usize;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let body = lines
+        .get(doc_line.checked_sub(1)?)?
+        .trim_end_matches(['\n', '\r']);
+    let trimmed = body.trim_start_matches(' ');
+    let indent = body.len() - trimmed.len();
+    let field = trimmed.split(':').next()?.trim_matches(['"', '\'']);
+    if field.is_empty() || trimmed.starts_with('-') || !trimmed[field.len()..].starts_with(':') {
+        return None;
+    }
+    // The list entry above: the nearest line starting with "- " that is
+    // indented less.
+    for i in (0..doc_line - 1).rev() {
+        let above = lines[i].trim_end_matches(['\n', '\r']);
+        let t = above.trim_start_matches(' ');
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let dash = above.len() - t.len();
+        if !t.starts_with("- ") || dash > indent {
+            if dash < indent {
+                return None;
+            }
+            continue;
+        }
+        let key_column = u32::try_from(dash + 3).ok()?;
+        let column = u32::try_from(indent + 1).ok()?;
+        // Deeper than the entry's fields is another parser error, with its
+        // own hint.
+        if column >= key_column {
+            return None;
+        }
+        let start: usize = lines[..i].iter().map(|l| l.len()).sum();
+        let first_key = t[2..].split(':').next().unwrap_or("").len().max(1);
+        let entry = ctx.origin(Loc {
+            line: u32::try_from(i + 1).ok()?,
+            column: key_column,
+            offset: start + dash + 2,
+            len: first_key,
+        });
+        let here: usize = lines[..doc_line - 1].iter().map(|l| l.len()).sum();
+        let at = ctx.origin(Loc {
+            line: u32::try_from(doc_line).ok()?,
+            column,
+            offset: here + indent,
+            len: field.len(),
+        });
+        let entry_line = entry.loc.line;
+        return Some(misindented(field, at, key_column, entry_line, entry));
+    }
+    None
+}
+
+/// Fields of list entries (VMs, hosts) that are not fields of the mapping
+/// that holds the list: written at the list's level, they are a VM's or a
+/// host's field indented too little, not a misspelling.
+const ENTRY_FIELDS: [&str; 7] = [
+    "host",
+    "hostGroup",
+    "fallback",
+    "networkAdapters",
+    "maintenance",
+    "maxMigrations",
+    "labels",
+];
+
+/// Replaces "unknown field `host`" (and the like) just below a list entry
+/// by the indentation diagnostic of [`misindented_at_error`].
+pub(crate) fn unknown_as_misindented(ctx: &DocCtx, text: &str, sink: &mut Sink, from: usize) {
+    let found: Vec<(usize, Diagnostic)> = sink.diagnostics()[from..]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let field = d
+                .message
+                .strip_prefix("unknown field `")?
+                .split('`')
+                .next()?;
+            if !ENTRY_FIELDS.contains(&field) {
+                return None;
+            }
+            // The entry is marked by one character, as a missing field is.
+            misindented_at_error(ctx, text, d).map(|mut m| {
+                for r in &mut m.related {
+                    r.origin.loc.len = 1;
+                }
+                (from + i, m)
+            })
+        })
+        .collect();
+    for (i, d) in found {
+        sink.replace(i, d);
+    }
+}

@@ -47,6 +47,8 @@ impl Validator {
     /// Settles the rules that need every document, and returns the result.
     pub(crate) fn finish(mut self, sink: &mut Sink) -> Desired {
         self.references(sink);
+        let intent = std::mem::take(&mut self.intent);
+        intent.resolve(&mut self.desired, sink);
         self.desired
     }
 }
@@ -59,11 +61,13 @@ pub(crate) struct Validator {
     controller_at: Option<Origin>,
     /// Positions of VM references to hosts, checked once all hosts are known.
     vm_refs: Vec<VmRefs>,
+    /// Host choices, groups and rules, settled once every VM is known.
+    intent: super::intent::Collected,
 }
 
 struct VmRefs {
     vm: String,
-    host: (String, Origin),
+    host: Option<(String, Origin)>,
     fallback: Vec<(String, Origin)>,
 }
 
@@ -82,6 +86,10 @@ impl Validator {
             } else {
                 self.policy_at = Some(here);
                 self.desired.policy = policy_spec(ctx, &policy.value, sink);
+                if let Some(n) = &policy.value.headroom {
+                    self.desired.intent.headroom =
+                        int_in(ctx, n, "headroom", 0, 1000, sink).unwrap_or(0) as u32;
+                }
             }
         }
         for h in &spec.hosts {
@@ -104,6 +112,16 @@ impl Validator {
                 .filter(|p| super::storage::check_path(ctx, p, "storagePath", sink))
                 .map(|p| p.value.clone());
             let origin = ctx.at(&h.name);
+            let mut labels = BTreeMap::new();
+            for (key, value) in &h.labels {
+                if let Err(problem) = check_name(key) {
+                    sink.error(ctx.at(value), format!("label name {problem}"));
+                    continue;
+                }
+                if let Some(v) = self::name(ctx, value, "label value", sink) {
+                    labels.insert(key.clone(), v);
+                }
+            }
             if let Some(prev) = self.desired.hosts.get(&name) {
                 sink.push(
                     Diagnostic::new(origin, format!("host `{name}` is declared twice"))
@@ -119,6 +137,7 @@ impl Validator {
                     max_migrations,
                     max_storage_migrations,
                     storage_path,
+                    labels,
                     origin,
                 },
             );
@@ -126,6 +145,8 @@ impl Validator {
         for vm in &spec.vms {
             self.vm(ctx, vm, sink);
         }
+        self.intent.groups(ctx, &spec.host_groups);
+        self.intent.rules(ctx, &spec.rules, sink);
         if let Some(status) = &doc.status {
             let st = fleet_status(ctx, &status.value, sink);
             match &mut self.desired.status {
@@ -143,7 +164,27 @@ impl Validator {
             return;
         };
         let origin = ctx.at(&vm.name);
-        let host = name(ctx, &vm.host, "host", sink);
+        let placed = [
+            vm.host.is_some(),
+            vm.hosts.is_some(),
+            vm.host_group.is_some(),
+        ];
+        if placed.iter().filter(|b| **b).count() != 1 {
+            sink.push(
+                Diagnostic::new(
+                    origin.clone(),
+                    format!("VM `{vm_name}` must have exactly one of `host`, `hosts`, `hostGroup`"),
+                )
+                .with_help(
+                    "`host` pins it; `hosts` or `hostGroup` let berth choose within the rules",
+                ),
+            );
+            return;
+        }
+        let host = match &vm.host {
+            Some(h) => name(ctx, h, "host", sink),
+            None => Some(String::new()),
+        };
         let mut fallback = Vec::new();
         let mut fallback_refs = Vec::new();
         for f in &vm.fallback {
@@ -187,9 +228,15 @@ impl Validator {
             return;
         }
         let Some(host) = host else { return };
+        if let Some(list) = &vm.hosts {
+            self.intent.choice_hosts(ctx, &vm_name, list);
+        }
+        if let Some(group) = &vm.host_group {
+            self.intent.choice_group(ctx, &vm_name, group);
+        }
         self.vm_refs.push(VmRefs {
             vm: vm_name.clone(),
-            host: (host.clone(), ctx.at(&vm.host)),
+            host: vm.host.as_ref().map(|h| (host.clone(), ctx.at(h))),
             fallback: fallback_refs,
         });
         self.desired.vms.insert(
@@ -197,6 +244,7 @@ impl Validator {
             VmSpec {
                 name: vm_name,
                 host,
+                choice: None,
                 fallback,
                 adapters,
                 origin,
@@ -336,7 +384,9 @@ impl Validator {
                 };
                 sink.push(d);
             };
-            check(&r.host.0, &r.host.1, "host");
+            if let Some((h, at)) = &r.host {
+                check(h, at, "host");
+            }
             for (f, o) in &r.fallback {
                 check(f, o, "fallback");
             }
