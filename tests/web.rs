@@ -4,8 +4,10 @@
 //! is in the middle of a 22-minute live migration, one cannot be placed
 //! (blocked) and one waits for its backup to end. Headless Chromium loads
 //! the page from it, runs the page's script, and the test reads the DOM it
-//! built; filters are driven through the URL fragment. The plan timeline is
-//! loaded from the file `berth plan --output html` writes. Screenshots land
+//! built; filters are driven through the URL fragment. The spec lives in a
+//! git repository (made with the `git` binary), so the page shows the
+//! revision in force, and a broken commit shows as a spec error. The plan
+//! timeline is loaded from the file `berth plan --output html` writes. Screenshots land
 //! in `target/tmp/web/` for people to look at. Without Chromium these tests
 //! fail and say how to install it.
 
@@ -63,11 +65,45 @@ spec:
     sim: { fleet: ../fleet.yaml }
 ";
 
+/// Runs `git` in `dir` with a fixed identity and no user configuration;
+/// panics (with how to get git) when it cannot.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=berth test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("these tests keep the spec in a git repository and need the `git` binary: {e}")
+        });
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A running `berth watch --metrics-addr 127.0.0.1:0`, killed on drop.
 struct Watch {
     child: Child,
     addr: String,
     status_file: PathBuf,
+    /// The commit holding the spec it started with.
+    revision: String,
+    /// The spec directory (in the git work tree).
+    spec: PathBuf,
     log: Arc<Mutex<String>>,
     _root: tempfile::TempDir,
 }
@@ -87,6 +123,10 @@ impl Watch {
         std::fs::create_dir_all(&spec).expect("spec dir");
         std::fs::write(spec.join("placement.yaml"), PLACEMENT).expect("placement");
         std::fs::write(spec.join("controller.yaml"), CONTROLLER).expect("controller");
+        git(root.path(), &["init", "-q"]);
+        git(root.path(), &["add", "fleet.yaml", "spec"]);
+        git(root.path(), &["commit", "-q", "-m", "the fleet"]);
+        let revision = git(root.path(), &["rev-parse", "HEAD"]);
         let status_file = root.path().join("status.json");
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .arg("watch")
@@ -128,6 +168,8 @@ impl Watch {
             child,
             addr,
             status_file,
+            revision,
+            spec,
             log,
             _root: root,
         }
@@ -223,6 +265,20 @@ fn the_fleet_page_shows_hosts_moves_and_blocked_vms_and_filters() {
 
     let dom = dump_dom(&w.url("/"), 3000);
     assert!(dom.contains("data-state=\"ready\""), "{dom}");
+
+    // The revision in force: the commit watch started on.
+    assert_eq!(status.revision.as_deref(), Some(w.revision.as_str()));
+    let meta = between(&dom, "<div id=\"meta\"", "</div>").expect("meta");
+    assert!(
+        meta.contains(&format!(
+            "revision <code title=\"{}\">{}</code>",
+            w.revision,
+            &w.revision[..12]
+        )),
+        "{meta}"
+    );
+    assert!(meta.contains("last pass <time"), "{meta}");
+    assert!(!dom.contains("Spec error"), "{dom}");
 
     // Every host with its capacity and slots, every VM on its host.
     let hosts = section(&dom, "hosts");
@@ -327,6 +383,53 @@ fn the_fleet_page_shows_hosts_moves_and_blocked_vms_and_filters() {
     let png = shots().join("fleet.png");
     screenshot(&w.url("/"), &png, (1280, 720), 3000);
     eprintln!("screenshot: {}", png.display());
+
+    // A broken commit arrives as a git sync brings one: HEAD moves, then
+    // the files change. The spec error shows, and the last valid commit
+    // stays the revision in force.
+    let root = w.spec.parent().expect("repository root").to_path_buf();
+    let staged = root.join("broken.yaml");
+    std::fs::write(
+        &staged,
+        PLACEMENT.replace(
+            "host: hv02 }\n    - { name: huge-01",
+            "host: hv09 }\n    - { name: huge-01",
+        ),
+    )
+    .expect("write");
+    let blob = git(&root, &["hash-object", "-w", "broken.yaml"]);
+    git(
+        &root,
+        &[
+            "update-index",
+            "--cacheinfo",
+            &format!("100644,{blob},spec/placement.yaml"),
+        ],
+    );
+    git(&root, &["commit", "-q", "-m", "a host that does not exist"]);
+    git(&root, &["checkout", "--", "spec/placement.yaml"]);
+    let broken = git(&root, &["rev-parse", "HEAD"]);
+    poll("the broken commit to be seen", || {
+        let (_, _, body) = http(&w.addr, "GET /status.json HTTP/1.1\r\n\r\n");
+        let s: Status = serde_json::from_slice(&body).ok()?;
+        (s.attempted_revision.as_deref() == Some(broken.as_str()) && s.spec_error.is_some())
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("log:\n{}", w.log()));
+    let dom = dump_dom(&w.url("/"), 3000);
+    let banners = between(&dom, "<div id=\"banners\"", "<div class=\"bar\"").expect("banners");
+    assert!(banners.contains("<b>Spec error</b>"), "{banners}");
+    assert!(banners.contains("hv09"), "{banners}");
+    assert!(
+        banners.contains(&format!(
+            "<code>{}</code> was seen; <code>{}</code> is in force",
+            &broken[..12],
+            &w.revision[..12]
+        )),
+        "{banners}"
+    );
+    let meta = between(&dom, "<div id=\"meta\"", "</div>").expect("meta");
+    assert!(meta.contains(&w.revision[..12]), "{meta}");
 }
 
 #[test]
@@ -503,4 +606,240 @@ fn the_plan_timeline_shows_each_move_its_waits_and_memory() {
         1000,
     );
     eprintln!("screenshot: {}", png.display());
+}
+
+/// `berth plan DIR --output FORMAT` on a copy of an example; stdout.
+fn plan_of(dir: &Path, format: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("plan")
+        .arg(dir)
+        .args(["--output", format])
+        .output()
+        .expect("run berth plan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// The `<title>` text of the volume strip for `path` on `host`'s row.
+fn volume_title<'a>(svg: &'a str, host: &str, path: &str) -> &'a str {
+    let row = between(svg, &format!("data-host=\"{host}\""), "<g class=\"row\"")
+        .unwrap_or_else(|| panic!("no row for {host}"));
+    let strip = between(row, &format!("data-volume=\"{path}\""), "</g>")
+        .unwrap_or_else(|| panic!("no strip for {path} on {host}:\n{row}"));
+    between(strip, "<title>", "</title>").expect("a title")
+}
+
+/// `(first, last, peak, capacity)` GiB from a volume strip's title
+/// (`… 480 GiB → 0 GiB of 680 GiB (peak 480 GiB, …`).
+fn volume_gib(title: &str) -> (u64, u64, u64, u64) {
+    let nums: Vec<u64> = title
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("a number"))
+        .collect();
+    // Leading digits of the host name (s01) come first.
+    let n = nums.len();
+    assert!(n >= 6, "{title}");
+    (nums[n - 6], nums[n - 5], nums[n - 3], nums[n - 4])
+}
+
+#[test]
+fn the_plan_timeline_shows_volume_space_for_shared_nothing_moves() {
+    require_chromium();
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("shared-nothing");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shared-nothing"),
+        &dir,
+    );
+    let json: serde_json::Value = serde_json::from_str(&plan_of(&dir, "json")).expect("plan json");
+    let file = root.path().join("plan.html");
+    std::fs::write(&file, plan_of(&dir, "html")).expect("write html");
+    let dom = dump_dom(&format!("file://{}", file.display()), 1000);
+    let svg = between(&dom, "<svg", "</svg>").expect("an SVG timeline");
+
+    // Every move that copies disks fills a volume on its destination and
+    // empties one on its source.
+    let copies: Vec<&serde_json::Value> = json["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["type"] == "move" && a["storageGiB"].as_f64().is_some_and(|g| g > 0.0))
+        .collect();
+    assert!(copies.len() >= 3, "the example copies disks: {json}");
+    let mut arriving: std::collections::BTreeMap<(String, String), f64> = Default::default();
+    for m in &copies {
+        let to = m["to"].as_str().expect("to").to_string();
+        let volume = m["volume"]
+            .as_str()
+            .expect("a destination volume")
+            .to_string();
+        *arriving.entry((to, volume)).or_default() += m["storageGiB"].as_f64().expect("GiB");
+    }
+    for ((host, volume), gib) in &arriving {
+        let title = volume_title(svg, host, volume);
+        assert!(
+            title.contains("space taken by VM disks"),
+            "{host} {volume}: {title}"
+        );
+        let (first, last, peak, capacity) = volume_gib(title);
+        assert_eq!(last as f64, (first as f64 + gib).round(), "{title}");
+        assert!(peak >= last && peak <= capacity, "{title}");
+    }
+    // s01 is being emptied: its D:\VMs gives back all its VMs' disks
+    // (app-01 200 GiB, app-02 180, app-03 60, db-01 320) next to its
+    // 200 GiB free.
+    let title = volume_title(svg, "s01", "D:\\VMs");
+    let (first, last, peak, capacity) = volume_gib(title);
+    assert_eq!((first, last, peak, capacity), (760, 0, 760, 960), "{title}");
+    let leaving: f64 = copies
+        .iter()
+        .filter(|m| m["from"] == "s01")
+        .map(|m| m["storageGiB"].as_f64().expect("GiB"))
+        .sum();
+    assert_eq!(leaving, 760.0);
+    // Two storage migrations at a time on s01: the others wait, and say so.
+    assert!(
+        svg.contains("waits for a storage-migration slot on s01 (2 of 2 in use)"),
+        "a storage wait explained:\n{svg}"
+    );
+    assert!(svg.contains("memory in use:"), "memory next to the volumes");
+    // The copies share each host's 10 GbE network: the timeline spans the
+    // plan's estimate, which accounts for that, not the sum of lone moves.
+    let span = between(svg, "over about ", "\"").expect("the span in the label");
+    let span = &span["over about ".len()..span.len() - 1];
+    let summary = between(&dom, "<p class=\"summary\">", "</p>").expect("summary");
+    assert!(
+        summary.ends_with(&format!("about {span}</p>")),
+        "{span} vs {summary}"
+    );
+
+    let png = shots().join("plan-shared-nothing.png");
+    screenshot(
+        &format!("file://{}", file.display()),
+        &png,
+        (1200, 900),
+        1000,
+    );
+    eprintln!("screenshot: {}", png.display());
+}
+
+/// A status document of `vms` VMs over `hosts` hosts: every 50th VM
+/// blocked, every 50th (offset 1) waiting, 120 moves in flight.
+fn big_status(hosts: usize, vms: usize) -> Vec<u8> {
+    let host = |i: usize| format!("hv{i:04}");
+    let now = std::time::SystemTime::now();
+    let at = |secs: i64| {
+        berth::reconcile::status::rfc3339(if secs >= 0 {
+            now + Duration::from_secs(secs as u64)
+        } else {
+            now - Duration::from_secs(secs.unsigned_abs())
+        })
+    };
+    let mut doc = serde_json::json!({
+        "formatVersion": 1,
+        "updatedAt": at(0),
+        "lastPassAt": at(0),
+        "revision": "0123456789abcdef0123456789abcdef01234567",
+        "vms": {},
+        "hosts": {},
+        "moves": [],
+    });
+    for i in 0..vms {
+        let name = format!("vm-{i:05}");
+        let (condition, reason) = match i % 50 {
+            0 => ("Blocked", Some(format!("{name} does not fit anywhere"))),
+            1 => (
+                "Waiting",
+                Some("waiting for a live-migration slot".to_string()),
+            ),
+            2 if doc["moves"].as_array().is_some_and(|m| m.len() < 120) => {
+                doc["moves"]
+                    .as_array_mut()
+                    .expect("moves")
+                    .push(serde_json::json!({
+                        "vm": name, "from": host(i % hosts), "to": host((i + 1) % hosts),
+                        "method": "live", "attempt": 1, "memoryMiB": 4096,
+                        "startedAt": at(-60), "estimatedSeconds": 600.0, "expectedEnd": at(540),
+                    }));
+                ("Moving", Some("moving".to_string()))
+            }
+            _ => ("InSync", None),
+        };
+        doc["vms"][&name] = serde_json::json!({ "condition": condition, "host": host(i % hosts), "reason": reason });
+    }
+    for i in 0..hosts {
+        doc["hosts"][host(i)] = serde_json::json!({
+            "memoryMiB": 262_144, "memoryUsedMiB": 131_072, "migrationSlots": 2,
+            "migrationsInUse": 0, "reachable": true,
+        });
+    }
+    serde_json::to_vec_pretty(&doc).expect("json")
+}
+
+#[test]
+fn a_large_fleet_is_drawn_a_page_at_a_time() {
+    require_chromium();
+    let metrics = Arc::new(berth::reconcile::Metrics::default());
+    metrics.enable_status_page();
+    metrics.publish_status(&big_status(300, 6_000));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(berth::reconcile::metrics::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("address");
+    rt.spawn(berth::reconcile::metrics::serve(listener, metrics));
+
+    let dom = dump_dom(&format!("http://{addr}/"), 3000);
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    // The counts are of everything; the lists start with their first rows.
+    let counts = between(&dom, "<nav id=\"counts\"", "</nav>").expect("counts");
+    for chip in [
+        "<b>6000</b> VMs",
+        "<b>120</b> Blocked",
+        "<b>120</b> Waiting",
+    ] {
+        assert!(counts.contains(chip), "{chip} in {counts}");
+    }
+    let attention = section(&dom, "attention");
+    assert!(attention.contains("Needs attention <small>240</small>"));
+    assert_eq!(attention.matches("class=\"vmrow\"").count(), 50);
+    assert!(
+        attention.contains(
+            "190 more: <button type=\"button\" data-more=\"attention\">show 190 more</button>"
+        ),
+        "{attention}"
+    );
+    let moves = section(&dom, "moves");
+    assert!(moves.contains("Moves in flight <small>120</small>"));
+    assert_eq!(moves.matches("class=\"move\"").count(), 50);
+    assert!(
+        moves.contains("data-more=\"moves\">show 70 more</button>"),
+        "{moves}"
+    );
+    let hosts = section(&dom, "hosts");
+    assert_eq!(hosts.matches("<article class=\"host").count(), 60);
+    assert!(hosts.contains("240 more hosts below"), "{hosts}");
+    // Blocked VMs sort first in the attention list.
+    let first = between(attention, "<tr class=\"vmrow\"", "</tr>").expect("a row");
+    assert!(first.contains(">Blocked<"), "{first}");
+
+    // A filter narrows the lists before they are cut.
+    let dom = dump_dom(&format!("http://{addr}/#q=vm-0005"), 3000);
+    let attention = section(&dom, "attention");
+    // vm-00050 (blocked) and vm-00051 (waiting) match "vm-0005".
+    assert_eq!(
+        attention.matches("class=\"vmrow\"").count(),
+        2,
+        "{attention}"
+    );
+    assert!(!attention.contains("data-more"), "{attention}");
 }

@@ -6,12 +6,13 @@
 //! the expected schedule ([`crate::plan::timeline`]): one row per host a
 //! move touches, a bar per move (VM, method, estimated duration), the time
 //! a move waits for a slot shaded and explained on hover (SVG `<title>`),
-//! and each host's memory in use over time. No script, no external asset:
+//! and each host's memory in use over time, with the space taken on each
+//! volume that disks are copied to or from. No script, no external asset:
 //! it opens offline and can be kept as a CI artifact.
 
 use std::fmt::Write;
 
-use crate::plan::timeline::{Slot, Timeline, timeline};
+use crate::plan::timeline::{Slot, Timeline, VolumeTrack, timeline};
 use crate::plan::{ActionKind, Caps, Plan};
 use crate::provider::{MoveKind, Observed};
 use crate::spec::{Desired, human_seconds};
@@ -28,6 +29,8 @@ const CHART_W: f64 = 900.0;
 const LANE_H: f64 = 18.0;
 /// Height of a host's memory strip, px.
 const MEM_H: f64 = 26.0;
+/// Height of a volume's strip, px.
+const VOL_H: f64 = 20.0;
 /// Height of the time axis, px.
 const AXIS_H: f64 = 24.0;
 
@@ -78,7 +81,7 @@ pub fn html(desired: &Desired, observed: &Observed, plan: &Plan) -> String {
     } else {
         writeln!(
             out,
-            "<p class=\"muted\">Every move lasting its estimate, started in the order and under the limits the executor uses (maxParallelMigrations {}). Hover over a bar or a shaded wait for details.</p>",
+            "<p class=\"muted\">Every move started in the order and under the limits the executor uses (maxParallelMigrations {}), lasting its estimate, or longer where copies share a migration network (networkMiBps). Hover over a bar or a shaded wait for details.</p>",
             caps.max_parallel
         )
         .ok();
@@ -145,7 +148,8 @@ const LEGEND: &str = "<p class=\"legend\">\
 <span class=\"k out\"></span> live move out (source) \
 <span class=\"k off\"></span> offline move \
 <span class=\"k wait\"></span> waiting for a slot \
-<span class=\"k mem\"></span> memory in use (line: capacity)</p>\n";
+<span class=\"k mem\"></span> memory in use (line: capacity) \
+<span class=\"k vol\"></span> volume space taken by VM disks (line: free now plus VM disks)</p>\n";
 
 /// One bar or wait on a host row.
 struct Item<'a> {
@@ -227,10 +231,15 @@ fn svg(out: &mut String, plan: &Plan, caps: &Caps, tl: &Timeline) {
         }
     }
     let layout: Vec<(Vec<usize>, usize)> = rows.iter().map(|(_, items)| lanes(items)).collect();
+    let volumes = |host: &str| tl.volumes.get(host).map_or(&[][..], Vec::as_slice);
+    let row_height = |host: &str, n: usize| {
+        n as f64 * LANE_H + MEM_H + volumes(host).len() as f64 * VOL_H + 14.0
+    };
     let height: f64 = AXIS_H
-        + layout
+        + rows
             .iter()
-            .map(|(_, n)| *n as f64 * LANE_H + MEM_H + 14.0)
+            .zip(&layout)
+            .map(|((host, _), (_, n))| row_height(host, *n))
             .sum::<f64>()
         + 4.0;
     let width = LABEL_W + CHART_W + 20.0;
@@ -262,7 +271,7 @@ fn svg(out: &mut String, plan: &Plan, caps: &Caps, tl: &Timeline) {
     }
     let mut y = AXIS_H;
     for ((host, items), (lane, n)) in rows.iter().zip(&layout) {
-        let row_h = *n as f64 * LANE_H + MEM_H + 14.0;
+        let row_h = row_height(host, *n);
         writeln!(
             out,
             "<g class=\"row\" data-host=\"{0}\"><rect class=\"rowbg\" x=\"0\" y=\"{1:.1}\" width=\"{width}\" height=\"{2:.1}\"/>\
@@ -342,15 +351,63 @@ fn svg(out: &mut String, plan: &Plan, caps: &Caps, tl: &Timeline) {
             }
             out.push_str("</g>\n");
         }
-        // Memory strip.
+        // Memory strip, then one strip per volume disks go to or leave.
+        let top = y + 5.0 + *n as f64 * LANE_H + 2.0;
         if let Some(track) = tl.memory.get(*host) {
-            let top = y + 5.0 + *n as f64 * LANE_H + 2.0;
             memory_strip(out, host, track, top, span, scale);
+        }
+        for (i, track) in volumes(host).iter().enumerate() {
+            volume_strip(
+                out,
+                host,
+                track,
+                top + MEM_H + i as f64 * VOL_H,
+                span,
+                scale,
+            );
         }
         out.push_str("</g>\n");
         y += row_h;
     }
     out.push_str("</svg>\n");
+}
+
+/// The SVG path of a step function filling `h` px below `top`, full at
+/// `cap`.
+fn step_path(steps: &[(f64, u64)], cap: u64, top: f64, h: f64, span: f64, scale: f64) -> String {
+    let cap = cap.max(1) as f64;
+    let yv = |v: u64| top + h - (v as f64 / cap).min(1.0) * h;
+    let mut d = format!("M{LABEL_W:.1},{:.1}", top + h);
+    for (i, (t, v)) in steps.iter().enumerate() {
+        let xt = LABEL_W + t * scale;
+        if i > 0 {
+            // Step: hold the previous value until t.
+            let prev = steps[i - 1].1;
+            write!(d, " L{xt:.1},{:.1}", yv(prev)).ok();
+        }
+        write!(d, " L{xt:.1},{:.1}", yv(*v)).ok();
+    }
+    let end = LABEL_W + span * scale;
+    let last = steps.last().map_or(0, |s| s.1);
+    write!(d, " L{end:.1},{:.1} L{end:.1},{:.1} Z", yv(last), top + h).ok();
+    d
+}
+
+/// First, last and highest value of a step function.
+fn first_last_peak(steps: &[(f64, u64)]) -> (u64, u64, u64) {
+    (
+        steps.first().map_or(0, |s| s.1),
+        steps.last().map_or(0, |s| s.1),
+        steps.iter().map(|s| s.1).max().unwrap_or(0),
+    )
+}
+
+fn percent(v: u64, cap: u64) -> f64 {
+    (v as f64 / cap.max(1) as f64 * 100.0).round()
+}
+
+fn gib(v: u64) -> f64 {
+    (v as f64 / 1024.0).round()
 }
 
 fn memory_strip(
@@ -361,26 +418,11 @@ fn memory_strip(
     span: f64,
     scale: f64,
 ) {
-    let cap = track.capacity_mib.max(1) as f64;
-    let peak = track.steps.iter().map(|s| s.1).max().unwrap_or(0);
-    let first = track.steps.first().map_or(0, |s| s.1);
-    let last = track.steps.last().map_or(0, |s| s.1);
+    let (first, last, peak) = first_last_peak(&track.steps);
     let h = MEM_H - 4.0;
-    let yv = |v: u64| top + h - (v as f64 / cap).min(1.0) * h;
-    let mut d = format!("M{LABEL_W:.1},{:.1}", top + h);
-    for (i, (t, v)) in track.steps.iter().enumerate() {
-        let xt = LABEL_W + t * scale;
-        if i > 0 {
-            // Step: hold the previous value until t.
-            let prev = track.steps[i - 1].1;
-            write!(d, " L{xt:.1},{:.1}", yv(prev)).ok();
-        }
-        write!(d, " L{xt:.1},{:.1}", yv(*v)).ok();
-    }
+    let d = step_path(&track.steps, track.capacity_mib, top, h, span, scale);
     let end = LABEL_W + span * scale;
-    write!(d, " L{end:.1},{:.1} L{end:.1},{:.1} Z", yv(last), top + h).ok();
-    let pct = |v: u64| (v as f64 / cap * 100.0).round();
-    let gib = |v: u64| (v as f64 / 1024.0).round();
+    let pct = |v: u64| percent(v, track.capacity_mib);
     let over = if peak > track.capacity_mib {
         "mem over"
     } else {
@@ -409,6 +451,65 @@ fn memory_strip(
         pct(peak)
     )
     .ok();
+}
+
+/// One volume's space over time: what VM disks take on it, against what
+/// it has for them (their size now plus its free space).
+fn volume_strip(
+    out: &mut String,
+    host: &str,
+    track: &VolumeTrack,
+    top: f64,
+    span: f64,
+    scale: f64,
+) {
+    let (first, last, peak) = first_last_peak(&track.steps);
+    let h = VOL_H - 4.0;
+    let d = step_path(&track.steps, track.capacity_mib, top, h, span, scale);
+    let end = LABEL_W + span * scale;
+    let pct = |v: u64| percent(v, track.capacity_mib);
+    let over = if peak > track.capacity_mib {
+        "vol over"
+    } else {
+        "vol"
+    };
+    writeln!(
+        out,
+        "<g class=\"{over}\" data-volume=\"{path}\"><rect class=\"membg\" x=\"{LABEL_W}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{h:.1}\"/><path d=\"{d}\"/>\
+<line class=\"cap\" x1=\"{LABEL_W}\" y1=\"{top:.1}\" x2=\"{end:.1}\" y2=\"{top:.1}\"/>\
+<title>{host} {path} space taken by VM disks: {} GiB → {} GiB of {} GiB (peak {} GiB, {}%; {} GiB free at the peak)</title></g>",
+        span * scale,
+        gib(first),
+        gib(last),
+        gib(track.capacity_mib),
+        gib(peak),
+        pct(peak),
+        gib(track.capacity_mib.saturating_sub(peak)),
+        host = escape(host),
+        path = escape(&track.path),
+    )
+    .ok();
+    writeln!(
+        out,
+        "<text class=\"sub\" x=\"8\" y=\"{:.1}\">{} {}% → {}%, peak {}%</text>",
+        top + h - 3.0,
+        escape(&short_path(&track.path)),
+        pct(first),
+        pct(last),
+        pct(peak)
+    )
+    .ok();
+}
+
+/// A volume path cut to fit the label column (about 14 characters).
+fn short_path(path: &str) -> String {
+    let n = path.chars().count();
+    if n <= 14 {
+        path.to_string()
+    } else {
+        let tail: String = path.chars().skip(n - 13).collect();
+        format!("…{tail}")
+    }
 }
 
 /// A round step for about eight ticks over `span` seconds.

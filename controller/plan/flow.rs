@@ -29,6 +29,16 @@ struct Running {
 
 /// How long the plan takes on shared networks, seconds.
 pub(super) fn makespan(plan: &Plan, caps: &Caps) -> f64 {
+    replay(plan, caps).0
+}
+
+/// When each action is ready, starts and ends in the replay, seconds.
+pub(super) type Times = HashMap<u32, (f64, f64, f64)>;
+
+/// The replay: how long the plan takes, and each action's times (for the
+/// plan timeline).
+pub(super) fn replay(plan: &Plan, caps: &Caps) -> (f64, Times) {
+    let mut times: Times = HashMap::new();
     let mut sched = Scheduler::new(plan, caps);
     let mut deps = Dependencies::new(plan);
     let mut mib: HashMap<u32, (String, String, f64)> = HashMap::new();
@@ -38,6 +48,7 @@ pub(super) fn makespan(plan: &Plan, caps: &Caps) -> f64 {
         }
     }
     for id in deps.roots() {
+        times.insert(id, (0.0, 0.0, 0.0));
         sched.make_ready(id);
     }
     let mut running: HashMap<u32, Running> = HashMap::new();
@@ -46,6 +57,9 @@ pub(super) fn makespan(plan: &Plan, caps: &Caps) -> f64 {
     let mut now = 0.0f64;
     loop {
         for id in sched.pick() {
+            let t = times.entry(id).or_insert((now, now, now));
+            t.1 = now;
+            t.2 = now;
             match mib.get(&id) {
                 None => instant.push(id),
                 Some((from, to, m)) => {
@@ -73,6 +87,7 @@ pub(super) fn makespan(plan: &Plan, caps: &Caps) -> f64 {
             for id in std::mem::take(&mut instant) {
                 sched.finish(id);
                 for r in deps.done(id) {
+                    times.insert(r, (now, now, now));
                     sched.make_ready(r);
                 }
             }
@@ -134,11 +149,15 @@ pub(super) fn makespan(plan: &Plan, caps: &Caps) -> f64 {
         }
         for id in finished {
             running.remove(&id);
+            if let Some(t) = times.get_mut(&id) {
+                t.2 = now;
+            }
             sched.finish(id);
             for r in deps.done(id) {
+                times.insert(r, (now, now, now));
                 sched.make_ready(r);
             }
         }
     }
-    now
+    (now, times)
 }

@@ -5,7 +5,8 @@
 //! start and end, which moves wait for a migration slot and why, and how
 //! full each host gets on the way. This replays the plan exactly as the
 //! estimate does (the same [`Scheduler`] and [`Dependencies`], every action
-//! lasting its estimate) and records each action's times.
+//! lasting its estimate) and records each action's times, and how memory
+//! and volume space on each host a move touches rise and fall on the way.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
@@ -35,7 +36,23 @@ pub struct MemoryTrack {
     /// Memory for VMs, MiB.
     pub capacity_mib: u64,
     /// `(seconds from the start, MiB in use from then on)`, time ascending;
-    /// the first point is at 0.
+    /// the first point is at 0 and holds the use now (a second point at 0
+    /// follows when moves start at once).
+    pub steps: Vec<(f64, u64)>,
+}
+
+/// Space taken on one host volume over the plan, as steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeTrack {
+    /// The volume's path as the host names it.
+    pub path: String,
+    /// Space the volume has for VM disks: what their disks take on it now
+    /// plus its free space, MiB.
+    pub capacity_mib: u64,
+    /// `(seconds from the start, MiB taken from then on)`, time ascending,
+    /// starting as [`MemoryTrack::steps`] does. A copy takes its disks' size on the
+    /// destination volume when it starts and gives it back on the source
+    /// volume when the move completes (as Hyper-V and the simulator do).
     pub steps: Vec<(f64, u64)>,
 }
 
@@ -46,6 +63,9 @@ pub struct Timeline {
     pub slots: Vec<Slot>,
     /// Memory in use per host that a move touches.
     pub memory: BTreeMap<String, MemoryTrack>,
+    /// Per host, each of its volumes that a move copying disks fills or
+    /// empties, in the host's order.
+    pub volumes: BTreeMap<String, Vec<VolumeTrack>>,
     /// When the last action ends, seconds.
     pub makespan: f64,
 }
@@ -66,7 +86,43 @@ impl Ord for Ends {
 
 /// Replays `plan` under `caps` as the estimate does and records each
 /// action's times, the reason of each wait, and memory per host over time.
+/// Where a move copies through a shared migration network
+/// (`networkMiBps`), the replay is the estimate's flow model, in which
+/// copies sharing a network slow each other; elsewhere every move lasts its
+/// own estimate.
 pub fn timeline(plan: &Plan, caps: &Caps, observed: &Observed) -> Timeline {
+    let shared = plan.actions.iter().any(|a| {
+        move_of(plan, a.id).is_some_and(|m| {
+            (m.live || m.disks.is_some())
+                && (caps.network(m.from).is_some() || caps.network(m.to).is_some())
+        })
+    });
+    let (slots, makespan) = if shared {
+        let (makespan, times) = super::flow::replay(plan, caps);
+        let slots = plan
+            .actions
+            .iter()
+            .filter_map(|a| {
+                let (ready, start, end) = *times.get(&a.id)?;
+                Some(Slot {
+                    id: a.id,
+                    ready,
+                    start,
+                    end,
+                    wait: None,
+                })
+            })
+            .collect();
+        (slots, makespan)
+    } else {
+        fixed(plan, caps)
+    };
+    finish(plan, caps, observed, slots, makespan)
+}
+
+/// Every move lasting its own estimate, as the estimate replays it where
+/// no network is shared.
+fn fixed(plan: &Plan, caps: &Caps) -> (Vec<Slot>, f64) {
     let seconds: HashMap<u32, f64> = plan
         .actions
         .iter()
@@ -105,7 +161,7 @@ pub fn timeline(plan: &Plan, caps: &Caps, observed: &Observed) -> Timeline {
             sched.make_ready(r);
         }
     }
-    let mut slots: Vec<Slot> = plan
+    let slots: Vec<Slot> = plan
         .actions
         .iter()
         .filter_map(|a| {
@@ -119,6 +175,18 @@ pub fn timeline(plan: &Plan, caps: &Caps, observed: &Observed) -> Timeline {
             })
         })
         .collect();
+    let makespan = slots.iter().fold(0.0f64, |m, s| m.max(s.end));
+    (slots, makespan)
+}
+
+/// Explains the waits and adds memory and volume use.
+fn finish(
+    plan: &Plan,
+    caps: &Caps,
+    observed: &Observed,
+    mut slots: Vec<Slot>,
+    makespan: f64,
+) -> Timeline {
     let reasons: Vec<(usize, String)> = slots
         .iter()
         .enumerate()
@@ -128,19 +196,22 @@ pub fn timeline(plan: &Plan, caps: &Caps, observed: &Observed) -> Timeline {
     for (i, why) in reasons {
         slots[i].wait = Some(why);
     }
-    let makespan = slots.iter().fold(0.0f64, |m, s| m.max(s.end));
     Timeline {
         memory: memory_tracks(plan, observed, &slots),
+        volumes: volume_tracks(plan, observed, &slots),
         slots,
         makespan,
     }
 }
 
 struct MoveEnds<'a> {
+    vm: &'a str,
     from: &'a str,
     to: &'a str,
     live: bool,
     memory_mib: u64,
+    /// Destination volume and MiB of disks copied, when it copies disks.
+    disks: Option<(&'a str, u64)>,
 }
 
 fn move_of(plan: &Plan, id: u32) -> Option<MoveEnds<'_>> {
@@ -152,23 +223,32 @@ fn move_of(plan: &Plan, id: u32) -> Option<MoveEnds<'_>> {
     };
     match &a.kind {
         ActionKind::Move {
+            vm,
             from,
             to,
             method,
             memory_mib,
+            disk_mib,
+            volume,
             ..
         } => Some(MoveEnds {
+            vm,
             from,
             to,
             live: *method == MoveKind::Live,
             memory_mib: *memory_mib,
+            disks: volume
+                .as_deref()
+                .filter(|_| *disk_mib > 0)
+                .map(|v| (v, *disk_mib)),
         }),
         _ => None,
     }
 }
 
-/// Why a move that was ready at `s.ready` did not start then: a full host,
-/// the fleet-wide limit, or moves ahead of it in the queue.
+/// Why a move that was ready at `s.ready` did not start then: a full host
+/// (live-migration or storage-migration slots), the fleet-wide limit, or
+/// moves ahead of it in the queue.
 fn wait_reason(plan: &Plan, caps: &Caps, slots: &[Slot], s: &Slot) -> String {
     let Some(m) = move_of(plan, s.id) else {
         return "waits for other actions".to_string();
@@ -179,6 +259,20 @@ fn wait_reason(plan: &Plan, caps: &Caps, slots: &[Slot], s: &Slot) -> String {
         .filter(|o| o.id != s.id && o.start <= at + 1e-6 && o.end > at + 1e-6)
         .filter_map(|o| move_of(plan, o.id))
         .collect();
+    if m.disks.is_some() {
+        for host in [m.from, m.to] {
+            let busy = running
+                .iter()
+                .filter(|r| r.disks.is_some() && (r.from == host || r.to == host))
+                .count();
+            let cap = caps.storage(host);
+            if busy as u64 >= u64::from(cap) {
+                return format!(
+                    "waits for a storage-migration slot on {host} ({busy} of {cap} in use)"
+                );
+            }
+        }
+    }
     if m.live {
         for host in [m.from, m.to] {
             let busy = running
@@ -231,18 +325,8 @@ fn memory_tracks(
     }
     deltas
         .into_iter()
-        .map(|(host, mut d)| {
-            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
-            let mut used = i64::try_from(base.get(host).copied().unwrap_or(0)).unwrap_or(0);
-            let mut steps = vec![(0.0, used.max(0) as u64)];
-            for (t, delta) in d {
-                used += delta;
-                let value = used.max(0) as u64;
-                match steps.last_mut() {
-                    Some(last) if (last.0 - t).abs() < 1e-9 => last.1 = value,
-                    _ => steps.push((t, value)),
-                }
-            }
+        .map(|(host, d)| {
+            let steps = steps(base.get(host).copied().unwrap_or(0), d);
             let capacity_mib = observed.hosts.get(host).map_or(0, |h| h.memory_mib);
             (
                 host.to_string(),
@@ -253,4 +337,115 @@ fn memory_tracks(
             )
         })
         .collect()
+}
+
+/// Space taken over time on each volume a move copying disks fills or
+/// empties: the destination volume takes the disks' size when the copy
+/// starts, the volume they leave gives it back when the move ends. The
+/// second leg of a hop leaves the volume the first leg filled.
+fn volume_tracks(
+    plan: &Plan,
+    observed: &Observed,
+    slots: &[Slot],
+) -> BTreeMap<String, Vec<VolumeTrack>> {
+    let start: HashMap<u32, &Slot> = slots.iter().map(|s| (s.id, s)).collect();
+    // Where each VM's travelling disks lie as the plan goes: (host, volume, MiB).
+    let mut at: HashMap<&str, Vec<(&str, &str, u64)>> = HashMap::new();
+    let mut deltas: BTreeMap<(&str, &str), Vec<(f64, i64)>> = BTreeMap::new();
+    let mut ids: Vec<u32> = slots.iter().map(|s| s.id).collect();
+    ids.sort_unstable();
+    for id in ids {
+        let (Some(m), Some(s)) = (move_of(plan, id), start.get(&id)) else {
+            continue;
+        };
+        let Some((volume, mib)) = m.disks else {
+            continue;
+        };
+        let here = at.entry(m.vm).or_insert_with(|| {
+            observed.vms.get(m.vm).map_or_else(Vec::new, |vm| {
+                super::storage::disks_on(vm)
+                    .into_iter()
+                    .filter_map(|(v, mib)| {
+                        let host = observed.hosts.get(&vm.host)?;
+                        let v = host.volumes.iter().find(|x| x.path == v)?;
+                        Some((vm.host.as_str(), v.path.as_str(), mib))
+                    })
+                    .collect()
+            })
+        });
+        for (host, v, mib) in here.drain(..) {
+            if host == m.from {
+                let mib = i64::try_from(mib).unwrap_or(i64::MAX);
+                deltas.entry((host, v)).or_default().push((s.end, -mib));
+            }
+        }
+        let taken = i64::try_from(mib).unwrap_or(i64::MAX);
+        deltas
+            .entry((m.to, volume))
+            .or_default()
+            .push((s.start, taken));
+        here.push((m.to, volume, mib));
+    }
+    // What the VMs' disks take on each volume now.
+    let mut base: HashMap<(&str, &str), u64> = HashMap::new();
+    for vm in observed.vms.values() {
+        for d in &vm.disks {
+            if let Some(v) = &d.volume {
+                *base.entry((vm.host.as_str(), v.as_str())).or_default() += d.size_mib;
+            }
+        }
+    }
+    let mut out: BTreeMap<String, Vec<VolumeTrack>> = BTreeMap::new();
+    for ((host, path), d) in deltas {
+        let taken = base.get(&(host, path)).copied().unwrap_or(0);
+        let free = observed
+            .hosts
+            .get(host)
+            .and_then(|h| h.volumes.iter().find(|v| v.path == path))
+            .map_or(0, |v| v.free_mib);
+        out.entry(host.to_string()).or_default().push(VolumeTrack {
+            path: path.to_string(),
+            capacity_mib: taken + free,
+            steps: steps(taken, d),
+        });
+    }
+    // In the host's own order of volumes.
+    for (host, tracks) in &mut out {
+        if let Some(h) = observed.hosts.get(host) {
+            tracks.sort_by_key(|t| h.volumes.iter().position(|v| v.path == t.path));
+        }
+    }
+    out
+}
+
+/// Steps from a starting value and signed changes at times (gains first
+/// at equal times, as a copy starting and one ending at once overlap).
+/// The first point is the value before anything starts, even when moves
+/// start at 0.
+fn steps(start: u64, mut d: Vec<(f64, i64)>) -> Vec<(f64, u64)> {
+    d.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut used = i64::try_from(start).unwrap_or(i64::MAX);
+    let mut out = vec![(0.0, used.max(0) as u64)];
+    for (t, delta) in d {
+        used = used.saturating_add(delta);
+        let value = used.max(0) as u64;
+        let merge = out.len() > 1;
+        match out.last_mut() {
+            Some(last) if merge && (last.0 - t).abs() < 1e-9 => last.1 = value,
+            _ => out.push((t, value)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::steps;
+
+    #[test]
+    fn steps_start_from_now_and_merge_changes_at_one_time() {
+        let s = steps(100, vec![(5.0, -40), (0.0, 30), (5.0, 10), (0.0, 20)]);
+        assert_eq!(s, vec![(0.0, 100), (0.0, 150), (5.0, 120)]);
+        assert_eq!(steps(7, Vec::new()), vec![(0.0, 7)]);
+    }
 }

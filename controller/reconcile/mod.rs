@@ -459,7 +459,19 @@ impl Reconciler {
             }
             SpecChange::Invalid | SpecChange::Same => {}
         }
+        // A commit that arrives while a job runs is reported now, not when
+        // the job ends: a valid one is in force from here on.
+        self.refresh_revisions();
         self.write_status();
+    }
+
+    /// Reads the commit checked out now and takes it in as the revision in
+    /// force (when the spec loaded is valid) and the latest seen.
+    fn refresh_revisions(&mut self) {
+        let head = revision::head(&self.settings.dir);
+        if self.revisions.update(head, self.spec.error.is_none()) {
+            self.revisions.log();
+        }
     }
 
     /// Stops, waits for running moves (bounded), writes the final status.
@@ -526,10 +538,7 @@ impl Reconciler {
         let t = std::time::Instant::now();
         self.reload_spec();
         self.phases.spec = t.elapsed();
-        let head = revision::head(&self.settings.dir);
-        if self.revisions.update(head, self.spec.error.is_none()) {
-            self.revisions.log();
-        }
+        self.refresh_revisions();
         if trigger == Trigger::Resync {
             // Moves given up on for a passing cause (retries used up, a
             // backup longer than backupWait) get another chance; moves that

@@ -8,9 +8,16 @@
   // Lower sorts first: what needs a person comes first.
   var RANK = { Blocked: 0, Waiting: 1, Moving: 2, Pending: 3, Unmanaged: 4, InSync: 5 };
   var ATTENTION = { Blocked: true, Waiting: true };
-  var MAX_ROWS = 500;
+  // Long lists start short and grow on demand ("show more"): the page
+  // stays quick at 20,000 VMs, and the counts at the top say how many
+  // there are in all.
+  var ROWS = 50, MORE_ROWS = 200;
 
-  var state = { data: null, etag: null, skew: 0, fetchedAt: 0, error: null, hosts: null, cards: 60 };
+  var state = {
+    data: null, etag: null, skew: 0, fetchedAt: 0, error: null,
+    hosts: null, cards: 60, attention: [], hostsDown: [], moves: [],
+    rows: { attention: ROWS, moves: ROWS }
+  };
   var filter = { q: "", c: {} };
   var $ = function (id) { return document.getElementById(id); };
 
@@ -141,48 +148,18 @@
 
     // Needs attention: blocked and waiting, with why.
     attention.sort(function (a, b) { return RANK[vms[a].condition] - RANK[vms[b].condition] || (a < b ? -1 : 1); });
-    var hostsDown = hostNames.filter(function (h) { return d.hosts[h].reachable === false; });
-    var a = [];
-    if (attention.length || hostsDown.length) {
-      a.push("<h2>Needs attention <small>" + (attention.length + hostsDown.length) + "</small></h2>");
-      if (hostsDown.length) a.push('<p class="down">Unreachable: ' + hostsDown.map(esc).join(", ") + "</p>");
-      if (attention.length) {
-        a.push('<table class="list"><thead><tr><th>VM</th><th>condition</th><th>host</th><th>why</th></tr></thead><tbody>');
-        attention.slice(0, MAX_ROWS).forEach(function (n) {
-          var v = vms[n];
-          a.push('<tr class="vmrow" data-vm="' + esc(n) + '"><td class="name">' + esc(n) + '</td><td><span class="cond c-' + v.condition + '">' +
-            v.condition + "</span></td><td>" + esc(v.host || "") + '</td><td class="reason">' + esc(v.reason || "") + "</td></tr>");
-        });
-        a.push("</tbody></table>");
-        if (attention.length > MAX_ROWS) a.push('<p class="more">and ' + (attention.length - MAX_ROWS) + " more: narrow the filter</p>");
-      }
-    }
-    $("attention").innerHTML = a.join("");
+    state.attention = attention;
+    state.hostsDown = hostNames.filter(function (h) { return d.hosts[h].reachable === false; });
+    drawAttention();
 
     // Moves in flight.
-    var moves = (d.moves || []).filter(function (m) {
+    state.moves = (d.moves || []).filter(function (m) {
       var vm = vms[m.vm] || { condition: "Moving", host: m.from, reason: "" };
       if (anyCond() && !filter.c[vm.condition]) return false;
       if (!filter.q) return true;
       return [m.vm, m.from, m.to].some(function (s) { return String(s).toLowerCase().indexOf(filter.q) >= 0; });
     });
-    var m = [];
-    if (moves.length) {
-      m.push("<h2>Moves in flight <small>" + moves.length + "</small></h2>");
-      m.push('<table class="list moves"><thead><tr><th>VM</th><th>from → to</th><th>method</th><th>progress</th><th>expected end</th><th>attempt</th></tr></thead><tbody>');
-      moves.slice(0, MAX_ROWS).forEach(function (mv) {
-        var est = mv.estimatedSeconds;
-        var prog = est ? '<div class="progress" data-start="' + esc(mv.startedAt) + '" data-est="' + est +
-          '"><div class="track"><div class="fill"></div></div><span></span></div>' : '<span class="muted">started elsewhere; berth waits</span>';
-        var end = mv.expectedEnd ? '<time data-until="' + esc(mv.expectedEnd) + '" title="' + esc(mv.expectedEnd) + '">' + clock(mv.expectedEnd) + "</time>" : "";
-        m.push('<tr class="move" data-vm="' + esc(mv.vm) + '"><td class="name">' + esc(mv.vm) + "</td><td>" + esc(mv.from) + " → " + esc(mv.to) +
-          "</td><td>" + esc(mv.method) + (mv.memoryMiB ? " · " + gib(mv.memoryMiB) : "") + "</td><td>" + prog + "</td><td>" + end +
-          "</td><td>" + (mv.attempt || "") + "</td></tr>");
-      });
-      m.push("</tbody></table>");
-      if (moves.length > MAX_ROWS) m.push('<p class="more">and ' + (moves.length - MAX_ROWS) + " more</p>");
-    }
-    $("moves").innerHTML = m.join("");
+    drawMoves();
 
     // Hosts: those with something to look at first.
     var list = Object.keys(byHost).map(function (h) {
@@ -210,6 +187,53 @@
     var ms = performance.now() - t0;
     document.body.setAttribute("data-render-ms", ms.toFixed(1));
     document.body.setAttribute("data-state", "ready");
+  }
+
+  function moreRows(kind, left) {
+    return '<p class="more">' + left + ' more: <button type="button" data-more="' + kind + '">show ' +
+      Math.min(left, MORE_ROWS) + " more</button> or narrow the filter</p>";
+  }
+
+  function drawAttention() {
+    var vms = state.data.vms || {}, attention = state.attention, down = state.hostsDown;
+    var a = [];
+    if (attention.length || down.length) {
+      a.push("<h2>Needs attention <small>" + (attention.length + down.length) + "</small></h2>");
+      if (down.length) a.push('<p class="down">Unreachable: ' + down.map(esc).join(", ") + "</p>");
+      if (attention.length) {
+        var n = Math.min(attention.length, state.rows.attention);
+        a.push('<table class="list attn"><thead><tr><th>VM</th><th>condition</th><th>host</th><th>why</th></tr></thead><tbody>');
+        for (var i = 0; i < n; i++) {
+          var name = attention[i], v = vms[name];
+          a.push('<tr class="vmrow" data-vm="' + esc(name) + '"><td class="name">' + esc(name) + '</td><td><span class="cond c-' + v.condition + '">' +
+            v.condition + "</span></td><td>" + esc(v.host || "") + '</td><td class="reason">' + esc(v.reason || "") + "</td></tr>");
+        }
+        a.push("</tbody></table>");
+        if (n < attention.length) a.push(moreRows("attention", attention.length - n));
+      }
+    }
+    $("attention").innerHTML = a.join("");
+  }
+
+  function drawMoves() {
+    var moves = state.moves, m = [];
+    if (moves.length) {
+      var n = Math.min(moves.length, state.rows.moves);
+      m.push("<h2>Moves in flight <small>" + moves.length + "</small></h2>");
+      m.push('<table class="list moves"><thead><tr><th>VM</th><th>from → to</th><th>method</th><th>progress</th><th>expected end</th><th>attempt</th></tr></thead><tbody>');
+      for (var i = 0; i < n; i++) {
+        var mv = moves[i], est = mv.estimatedSeconds;
+        var prog = est ? '<div class="progress" data-start="' + esc(mv.startedAt) + '" data-est="' + est +
+          '"><div class="track"><div class="fill"></div></div><span></span></div>' : '<span class="muted">started elsewhere; berth waits</span>';
+        var end = mv.expectedEnd ? '<time data-until="' + esc(mv.expectedEnd) + '" title="' + esc(mv.expectedEnd) + '">' + clock(mv.expectedEnd) + "</time>" : "";
+        m.push('<tr class="move" data-vm="' + esc(mv.vm) + '"><td class="name">' + esc(mv.vm) + "</td><td>" + esc(mv.from) + " → " + esc(mv.to) +
+          "</td><td>" + esc(mv.method) + (mv.memoryMiB ? " · " + gib(mv.memoryMiB) : "") + "</td><td>" + prog + "</td><td>" + end +
+          "</td><td>" + (mv.attempt || "") + "</td></tr>");
+      }
+      m.push("</tbody></table>");
+      if (n < moves.length) m.push(moreRows("moves", moves.length - n));
+    }
+    $("moves").innerHTML = m.join("");
   }
 
   // Host cards come in pages: the first ones (those needing attention sort
@@ -280,25 +304,31 @@
     return h.join("");
   }
 
-  // Times and progress move on between polls.
+  // Times and progress move on between polls. Only text that changed is
+  // written, and progress moves by a transform, so a tick costs no layout
+  // of the tables around it.
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
   function tick() {
     var t = now();
     var els = document.querySelectorAll("[data-ago]");
-    for (var i = 0; i < els.length; i++) els[i].textContent = ago(els[i].getAttribute("data-ago"));
+    for (var i = 0; i < els.length; i++) setText(els[i], ago(els[i].getAttribute("data-ago")));
     els = document.querySelectorAll("[data-until]");
     for (i = 0; i < els.length; i++) {
       var end = Date.parse(els[i].getAttribute("data-until"));
       var left = (end - t) / 1000;
-      els[i].textContent = clock(els[i].getAttribute("data-until")) + (left >= 0 ? " (in " + dur(left) + ")" : " (overdue " + dur(-left) + ")");
+      setText(els[i], clock(els[i].getAttribute("data-until")) + (left >= 0 ? " (in " + dur(left) + ")" : " (overdue " + dur(-left) + ")"));
     }
     els = document.querySelectorAll(".progress[data-start]");
     for (i = 0; i < els.length; i++) {
       var start = Date.parse(els[i].getAttribute("data-start"));
       var est = parseFloat(els[i].getAttribute("data-est")) || 1;
       var frac = Math.max(0, Math.min(0.99, (t - start) / 1000 / est));
-      els[i].querySelector(".fill").style.width = (frac * 100).toFixed(1) + "%";
-      els[i].querySelector("span").textContent = Math.floor(frac * 100) + "% · " + dur((t - start) / 1000) + " of ~" + dur(est);
-      els[i].setAttribute("data-pct", Math.floor(frac * 100));
+      var pct = String(Math.floor(frac * 100));
+      els[i].querySelector(".fill").style.transform = "scaleX(" + frac.toFixed(3) + ")";
+      setText(els[i].querySelector("span"), pct + "% · " + dur((t - start) / 1000) + " of ~" + dur(est));
+      if (els[i].getAttribute("data-pct") !== pct) els[i].setAttribute("data-pct", pct);
     }
     var conn = $("conn");
     if (state.error) {
@@ -341,12 +371,24 @@
   }
 
   // ---- events ----
+  function resetPages() {
+    state.cards = CARDS;
+    state.rows = { attention: ROWS, moves: ROWS };
+  }
+  document.querySelector("main").addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-more]");
+    if (!b) return;
+    var kind = b.getAttribute("data-more");
+    state.rows[kind] += MORE_ROWS;
+    if (kind === "attention") drawAttention(); else drawMoves();
+    tick();
+  });
   var typing = null;
   $("q").addEventListener("input", function () {
     clearTimeout(typing);
     typing = setTimeout(function () {
       filter.q = $("q").value.trim().toLowerCase();
-      state.cards = CARDS;
+      resetPages();
       writeHash();
       render();
     }, 120);
@@ -358,11 +400,11 @@
     if (!c) filter.c = {};
     else if (filter.c[c]) delete filter.c[c];
     else filter.c[c] = true;
-    state.cards = CARDS;
+    resetPages();
     writeHash();
     render();
   });
-  window.addEventListener("hashchange", function () { readHash(); state.cards = CARDS; render(); });
+  window.addEventListener("hashchange", function () { readHash(); resetPages(); render(); });
   readHash();
   setInterval(tick, 1000);
   poll();
