@@ -10,12 +10,14 @@
 //! without the lock and without writing anything.
 //!
 //! State and journal stay consistent after a kill at any point: each batch
-//! of events is first written into `state.json` (atomically replaced, with
-//! the batch as its `tail` and the journal length it accounts for), then
-//! appended to the journal. Opening the world repairs the journal to match
-//! the state: a truncated last line is cut, lines the state does not know
-//! are dropped, and lines the state knows but the journal lacks are
-//! restored from the tail.
+//! of events is appended to the journal at once, and `state.json`
+//! (atomically replaced, with the last batch as its `tail` and the journal
+//! length it accounts for) follows within a quarter of a second; writing
+//! a 100,000-VM world on every event would cost more than the event.
+//! Opening the world repairs the journal to match the state: a truncated
+//! last line is cut (and restored from the tail when the state accounts
+//! for it), and lines the state does not know are dropped, so a kill
+//! takes the world and its journal back to the last save together.
 
 pub mod import;
 pub mod journal;
@@ -24,7 +26,7 @@ pub mod world;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -35,6 +37,9 @@ use crate::spec::{self, Acl, Direction, FleetSpec, SpecError};
 
 pub use journal::{Event, EventKind, MoveStorage};
 pub use world::{SimTime, World};
+
+/// How long the saved state may lag behind the journal.
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Folder beside the Fleet file that holds a world's state.
 pub const STATE_DIR: &str = ".berth";
@@ -112,6 +117,17 @@ struct Saved {
     world: World,
 }
 
+/// [`Saved`] by reference, for writing: the world is not copied to save it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SavedRef<'a> {
+    format_version: u32,
+    fleet_fingerprint: &'a str,
+    journal_lines: u64,
+    tail: &'a [Event],
+    world: &'a World,
+}
+
 /// Where a world's files live.
 struct Files {
     dir: PathBuf,
@@ -135,6 +151,10 @@ struct Inner {
     /// Journal of an in-memory world (tests and benchmarks).
     memory_journal: Vec<Event>,
     last_save: std::time::Instant,
+    /// The journal holds lines the saved state does not account for yet.
+    dirty: bool,
+    /// A deferred save is scheduled.
+    save_scheduled: bool,
 }
 
 impl Inner {
@@ -168,8 +188,12 @@ impl Inner {
         }
     }
 
-    /// Writes a batch of events: state first (with the batch as its tail),
-    /// then the journal, so a kill between the two is repaired on open.
+    /// Writes a batch of events: the journal at once, then the state (with
+    /// the batch as its tail) at once or, within [`SAVE_EVERY`] of the last
+    /// save, soon after. A kill before the state is written loses those
+    /// lines on open (the world and its journal go back to the last save
+    /// together); a kill while the journal is written is repaired from the
+    /// state's tail.
     fn write_through(&mut self, events: Vec<Event>) -> Result<(), SimError> {
         let Some(files) = &mut self.files else {
             return Ok(());
@@ -182,10 +206,6 @@ impl Inner {
             return self.went_away(events);
         }
         let lines = files.journal_lines + events.len() as u64;
-        self.write_state(lines, &events)?;
-        let Some(files) = &mut self.files else {
-            return Ok(());
-        };
         let journal_path = files.dir.join(JOURNAL_FILE);
         for e in &events {
             let mut line = serde_json::to_vec(e).map_err(|e| SimError::Io {
@@ -201,6 +221,14 @@ impl Inner {
         files.journal.flush().map_err(io_err(&journal_path))?;
         files.journal_lines = lines;
         files.tail = events;
+        // The state follows within SAVE_EVERY (see `Sim::schedule_save`):
+        // writing a big world on every event costs more than the event.
+        if self.last_save.elapsed() >= SAVE_EVERY {
+            let tail = files.tail.clone();
+            self.write_state(lines, &tail)?;
+        } else {
+            self.dirty = true;
+        }
         Ok(())
     }
 
@@ -264,12 +292,12 @@ impl Inner {
         let Some(files) = &self.files else {
             return Ok(());
         };
-        let saved = Saved {
+        let saved = SavedRef {
             format_version: 1,
-            fleet_fingerprint: files.fingerprint.clone(),
+            fleet_fingerprint: &files.fingerprint,
             journal_lines,
-            tail: tail.to_vec(),
-            world: self.world.clone(),
+            tail,
+            world: &self.world,
         };
         let path = files.dir.join(STATE_FILE);
         let tmp = files.dir.join("state.json.tmp");
@@ -280,6 +308,7 @@ impl Inner {
         std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         self.last_save = std::time::Instant::now();
+        self.dirty = false;
         Ok(())
     }
 
@@ -312,7 +341,8 @@ impl Inner {
 /// The simulator behind the [`Provider`] trait.
 pub struct Sim {
     fleet_path: PathBuf,
-    inner: Mutex<Inner>,
+    /// Shared with the deferred save (`Sim::schedule_save`).
+    inner: Arc<Mutex<Inner>>,
     /// The instant the world's clock started at (`spec.startTime`).
     start: jiff::Timestamp,
 }
@@ -379,11 +409,13 @@ impl Sim {
             }),
             memory_journal: Vec::new(),
             last_save: std::time::Instant::now(),
+            dirty: false,
+            save_scheduled: false,
         };
         inner.save()?;
         Ok(Sim {
             fleet_path: fleet_path.to_path_buf(),
-            inner: Mutex::new(inner),
+            inner: Arc::new(Mutex::new(inner)),
             start: fleet.start_time,
         })
     }
@@ -409,14 +441,16 @@ impl Sim {
         let base_sim = world.now();
         Ok(Sim {
             fleet_path: fleet_path.to_path_buf(),
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 world,
                 base_instant: Instant::now(),
                 base_sim,
                 files: None,
                 memory_journal: Vec::new(),
                 last_save: std::time::Instant::now(),
-            }),
+                dirty: false,
+                save_scheduled: false,
+            })),
             start: fleet.start_time,
         })
     }
@@ -425,14 +459,16 @@ impl Sim {
     pub fn in_memory(fleet: &FleetSpec) -> Sim {
         Sim {
             fleet_path: PathBuf::from("<memory>"),
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 world: World::new(fleet),
                 base_instant: Instant::now(),
                 base_sim: 0,
                 files: None,
                 memory_journal: Vec::new(),
                 last_save: std::time::Instant::now(),
-            }),
+                dirty: false,
+                save_scheduled: false,
+            })),
             start: fleet.start_time,
         }
     }
@@ -468,13 +504,46 @@ impl Sim {
         inner.catch_up();
         let out = f(&mut inner.world);
         inner.flush_events();
+        self.schedule_save(&mut inner);
         out
+    }
+
+    /// Saves the state soon when the journal is ahead of it: at most
+    /// [`SAVE_EVERY`] after the last save, on a task of the runtime, so a
+    /// burst of events (a drain starting moves) writes the world once.
+    /// Outside a runtime it saves at once.
+    fn schedule_save(&self, inner: &mut Inner) {
+        if !inner.dirty || inner.save_scheduled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            if let Err(e) = inner.save() {
+                tracing::warn!("could not save the simulated world: {e}");
+            }
+            return;
+        };
+        inner.save_scheduled = true;
+        let delay = SAVE_EVERY.saturating_sub(inner.last_save.elapsed());
+        let weak = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.save_scheduled = false;
+            if inner.dirty
+                && let Err(e) = inner.save()
+            {
+                tracing::warn!("could not save the simulated world: {e}");
+            }
+        });
     }
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.lock();
         if let Err(e) = inner.save() {
             tracing::warn!("could not save the simulated world: {e}");
         }
@@ -640,6 +709,7 @@ impl Provider for Sim {
             let wake = {
                 let mut inner = self.lock();
                 inner.catch_up();
+                self.schedule_save(&mut inner);
                 if let Some(result) = inner.world.job_result(job) {
                     inner.save_now_and_then();
                     return result;
