@@ -411,7 +411,7 @@ proptest! {
     fn under_transient_failures_no_move_starts_past_a_storage_limit(g in gen_fleet()) {
         let (fleet, desired) = build(&g, 0.2);
         let sim = Arc::new(Sim::in_memory(&fleet));
-        let opts = Options { max_rounds: 6, ..Options::default() };
+        let opts = Options::default();
         let report = runtime().block_on(async {
             execute::converge(&desired, sim.clone(), &opts, &Quiet, Control::new()).await
         });

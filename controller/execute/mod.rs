@@ -44,9 +44,6 @@ pub use gate::{LimitKind, Wait};
 pub struct Options {
     /// Most moves this run may start (blast-radius guard), hops included.
     pub max_moves: Option<u32>,
-    /// Kept for callers of earlier versions; the loop re-plans on every
-    /// event and has no rounds to count.
-    pub max_rounds: u32,
     /// First retry delay after a retryable failure.
     pub retry_min_delay: Duration,
     /// Longest retry delay.
@@ -66,7 +63,6 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             max_moves: None,
-            max_rounds: 10,
             retry_min_delay: Duration::from_secs(10),
             retry_max_delay: Duration::from_secs(120),
             backup_poll: Duration::from_secs(30),

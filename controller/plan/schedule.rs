@@ -18,7 +18,7 @@
 
 use std::cmp::Ordering;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use crate::provider::{MoveKind, Observed};
 use crate::spec::Desired;
@@ -265,11 +265,6 @@ pub struct Scheduler {
     running_on: HashMap<String, u32>,
     storage_on: HashMap<String, u32>,
     running: u32,
-    /// Moves with storage parked by the last picks, and the limit that
-    /// held each (`s01: 2 of 2 storage migrations`).
-    held: Vec<(u32, String)>,
-    /// Moves already reported as held (each is reported once).
-    told: HashSet<u32>,
 }
 
 impl Scheduler {
@@ -338,8 +333,6 @@ impl Scheduler {
             running_on: HashMap::new(),
             storage_on: HashMap::new(),
             running: 0,
-            held: Vec::new(),
-            told: HashSet::new(),
         }
     }
 
@@ -405,10 +398,7 @@ impl Scheduler {
                 skipped.push(entry);
                 break;
             }
-            if let Some((h, why)) = self.full_host(&m) {
-                if m.storage && self.told.insert(id) {
-                    self.held.push((id, why));
-                }
+            if let Some((h, _)) = self.full_host(&m) {
                 self.parked.entry(h).or_default().push(id);
                 continue;
             }
@@ -417,13 +407,6 @@ impl Scheduler {
         }
         self.ready.extend(skipped);
         started
-    }
-
-    /// Moves with storage that the last picks parked for the first time,
-    /// with the limit that holds each (`s01: 2 of 2 storage migrations`);
-    /// cleared by the call.
-    pub fn take_held(&mut self) -> Vec<(u32, String)> {
-        std::mem::take(&mut self.held)
     }
 
     /// Counts `id` as running (for moves started outside [`Self::pick`]).
