@@ -127,8 +127,11 @@ fn main() {
 
 /// Counts heap bytes, to tell the load's transient peak from what its
 /// result keeps (resident set sizes include memory freed but not returned).
+/// Allocates with mimalloc, as the `berth` binary does.
 mod heap {
-    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::alloc::{GlobalAlloc, Layout};
+
+    use mimalloc::MiMalloc as System;
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
     static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -144,11 +147,11 @@ mod heap {
         PEAK.fetch_max(now, Relaxed);
     }
 
-    // SAFETY: every call is forwarded to the system allocator unchanged;
+    // SAFETY: every call is forwarded to mimalloc unchanged;
     // only the counters are added.
     unsafe impl GlobalAlloc for Counting {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            // SAFETY: the caller's contract is passed on to `System`.
+            // SAFETY: the caller's contract is passed on to mimalloc.
             let p = unsafe { System.alloc(layout) };
             if !p.is_null() {
                 grow(layout.size());
@@ -156,12 +159,12 @@ mod heap {
             p
         }
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: the caller's contract is passed on to `System`.
+            // SAFETY: the caller's contract is passed on to mimalloc.
             unsafe { System.dealloc(ptr, layout) };
             CURRENT.fetch_sub(layout.size(), Relaxed);
         }
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            // SAFETY: the caller's contract is passed on to `System`.
+            // SAFETY: the caller's contract is passed on to mimalloc.
             let p = unsafe { System.realloc(ptr, layout, new_size) };
             if !p.is_null() {
                 CURRENT.fetch_sub(layout.size(), Relaxed);
