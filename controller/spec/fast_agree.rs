@@ -256,7 +256,7 @@ fn mutated() -> impl Strategy<Value = String> {
                 }
             }
             4 => s.insert_str(at, TRICKY[pick]),
-            5 => s.replace_range(at..to.min(at + 3), ""),
+            5 => s.replace_range(at..floor(RICH, to.min(at + 3)), ""),
             6 => s.replace_range(at..to, ""),
             _ => {
                 // Duplicate a line.
