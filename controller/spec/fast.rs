@@ -216,10 +216,13 @@ impl<'a> De<'a> {
     /// The next node as a scalar; anything else gives up.
     fn scalar(&mut self) -> Result<Scalar<'a>, GiveUp> {
         match self.next()?.0 {
-            Event::Scalar(text, style, 0, None) => Ok(Scalar {
-                text,
-                plain: style == ScalarStyle::Plain,
-            }),
+            Event::Scalar(text, style, 0, None) => {
+                let plain = style == ScalarStyle::Plain;
+                if plain && not_plain_start(&text) {
+                    return give_up("a plain scalar YAML does not allow");
+                }
+                Ok(Scalar { text, plain })
+            }
             _ => give_up("not a plain scalar"),
         }
     }
@@ -237,6 +240,9 @@ impl<'a> De<'a> {
         let mut open = 0usize;
         loop {
             match self.next()?.0 {
+                Event::Scalar(text, ScalarStyle::Plain, 0, None) if not_plain_start(&text) => {
+                    return give_up("a plain scalar YAML does not allow");
+                }
                 Event::Scalar(_, _, 0, None) => {}
                 Event::SequenceStart(0, None) | Event::MappingStart(0, None) => {
                     open += 1;
@@ -253,6 +259,15 @@ impl<'a> De<'a> {
             }
         }
     }
+}
+
+/// Whether a plain scalar begins with an indicator that YAML 1.2 does not
+/// allow there (`|`, `>`, quotes, flow brackets, ...). saphyr-parser reads
+/// some of these as plain text, for instance `|` inside a flow mapping,
+/// where serde-saphyr reports an error: such a document is the careful
+/// path's.
+fn not_plain_start(s: &str) -> bool {
+    s.starts_with(|c: char| "|>@`%!&*#'\"{}[],".contains(c))
 }
 
 /// Words YAML reads as null, or as booleans in YAML 1.1: serde-saphyr may

@@ -307,3 +307,15 @@ proptest! {
         agree(&text)?;
     }
 }
+
+#[test]
+fn a_block_scalar_inside_a_flow_mapping_reads_the_same_on_both_paths() {
+    let text = RICH.replacen(
+        "    - { name: prod, hosts: [hv01, hv02] }",
+        "    - { name: |\n  xprod, hosts: [hv01, hv02] }",
+        1,
+    );
+    // saphyr-parser reads `|` there as the start of plain text.
+    assert_ne!(text, RICH, "the sample changed: update this test");
+    agree(&text).expect("the same on both paths");
+}
