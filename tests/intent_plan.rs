@@ -3,6 +3,8 @@
 //! shipped example (`examples/intent`). Random instances and the comparison
 //! with the exact optimum are in `intent_props.rs`.
 
+#[path = "common/replay.rs"]
+mod replay;
 #[path = "intent/support.rs"]
 mod support;
 

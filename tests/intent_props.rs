@@ -4,6 +4,8 @@
 //! VM in flight counts on both hosts), and the number of VMs moved is
 //! compared with the exact optimum found by exhaustive search.
 
+#[path = "common/replay.rs"]
+mod replay;
 #[path = "intent/support.rs"]
 mod support;
 

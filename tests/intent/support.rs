@@ -5,14 +5,11 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
-use berth::plan::schedule::Scheduler;
-use berth::plan::{self, Action, ActionKind, Caps, Plan, Reason};
-use berth::provider::sim::{Event, EventKind, Sim};
-use berth::provider::{MoveRequest, Observed, Provider};
+use berth::plan::{ActionKind, Plan, Reason};
+use berth::provider::sim::{EventKind, Sim};
+use berth::provider::{Observed, Provider};
 use berth::spec::{self, Desired, FleetSpec, RuleKind};
-use tokio::task::JoinSet;
 
 // ------------------------------------------------------------- loading
 
@@ -27,15 +24,6 @@ pub fn load(fleet: &str, placement: &str) -> Result<(FleetSpec, Desired, Observe
     let desired = spec::load(&[p]).map_err(|e| format!("placement: {e}"))?;
     let observed = runtime().block_on(async { Sim::in_memory(&fleet).observe().await });
     Ok((fleet, desired, observed.map_err(|e| e.to_string())?))
-}
-
-/// A current-thread runtime on paused time.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a tokio runtime")
 }
 
 /// (vm, from, to, reason, why, after) of a move.
@@ -83,125 +71,7 @@ pub fn final_hosts(observed: &Observed, p: &Plan) -> BTreeMap<String, String> {
 
 // ------------------------------------------------------------- replay
 
-/// One plan and its execution in the simulator.
-pub struct Round {
-    /// The plan made at the start of the round.
-    pub plan: Plan,
-    /// The fleet when it was made.
-    pub before: Observed,
-    /// The fleet after it ran.
-    pub after: Observed,
-    /// The simulator's events while it ran.
-    pub journal: Vec<Event>,
-}
-
-/// Plans and executes up to `max` rounds, until the plan is in sync.
-pub fn replay(fleet: &FleetSpec, desired: &Desired, max: usize) -> Result<Vec<Round>, String> {
-    runtime().block_on(async {
-        let sim = Arc::new(Sim::in_memory(fleet));
-        let mut rounds = Vec::new();
-        let mut seen = 0;
-        for _ in 0..max {
-            let before = sim.observe().await.map_err(|e| e.to_string())?;
-            let plan = plan::plan(desired, &before);
-            let caps = Caps::new(desired, &before);
-            let idle = plan.actions.is_empty();
-            execute(&sim, &plan, &caps).await?;
-            let after = sim.observe().await.map_err(|e| e.to_string())?;
-            let journal = sim.journal().split_off(seen);
-            seen += journal.len();
-            rounds.push(Round {
-                plan,
-                before,
-                after,
-                journal,
-            });
-            if idle {
-                break;
-            }
-        }
-        Ok(rounds)
-    })
-}
-
-/// Carries a plan out as an executor would: the shared scheduler picks,
-/// moves run concurrently, an action starts once its `after` are done.
-pub async fn execute(sim: &Arc<Sim>, plan: &Plan, caps: &Caps) -> Result<(), String> {
-    let by_id: HashMap<u32, &Action> = plan.actions.iter().map(|a| (a.id, a)).collect();
-    let mut waiting: HashMap<u32, usize> = HashMap::new();
-    let mut succ: HashMap<u32, Vec<u32>> = HashMap::new();
-    for a in &plan.actions {
-        waiting.insert(a.id, a.after.len());
-        for d in &a.after {
-            if *d >= a.id {
-                return Err(format!("#{} is after #{d}", a.id));
-            }
-            succ.entry(*d).or_default().push(a.id);
-        }
-    }
-    let mut sched = Scheduler::new(plan, caps);
-    for a in plan.actions.iter().filter(|a| a.after.is_empty()) {
-        sched.make_ready(a.id);
-    }
-    let mut jobs = JoinSet::new();
-    let mut done_now: Vec<u32> = Vec::new();
-    let mut finished = 0usize;
-    loop {
-        for id in sched.pick() {
-            match &by_id[&id].kind {
-                ActionKind::Move {
-                    vm,
-                    from,
-                    to,
-                    method,
-                    storage_path,
-                    ..
-                } => {
-                    let request = MoveRequest {
-                        vm: vm.clone(),
-                        from: from.clone(),
-                        to: to.clone(),
-                        kind: *method,
-                        storage_path: storage_path.clone(),
-                    };
-                    let job = sim
-                        .start_move(&request)
-                        .await
-                        .map_err(|e| format!("#{id}: {e}"))?;
-                    let sim = Arc::clone(sim);
-                    jobs.spawn(async move { (id, sim.wait_job(&job).await) });
-                }
-                _ => done_now.push(id),
-            }
-        }
-        let id = match done_now.pop() {
-            Some(id) => id,
-            None => match jobs.join_next().await {
-                None => break,
-                Some(Ok((id, Ok(())))) => id,
-                Some(Ok((id, Err(e)))) => return Err(format!("move #{id} failed: {e}")),
-                Some(Err(e)) => return Err(format!("a job task died: {e}")),
-            },
-        };
-        sched.finish(id);
-        finished += 1;
-        for s in succ.get(&id).into_iter().flatten() {
-            if let Some(n) = waiting.get_mut(s) {
-                *n -= 1;
-                if *n == 0 {
-                    sched.make_ready(*s);
-                }
-            }
-        }
-    }
-    if finished != plan.actions.len() {
-        return Err(format!(
-            "only {finished} of {} actions ran",
-            plan.actions.len()
-        ));
-    }
-    Ok(())
-}
+pub use crate::replay::{Round, replay, runtime};
 
 /// The place of `host` under a separate rule: the host, or its label value.
 pub fn place(desired: &Desired, by: &Option<String>, host: &str) -> Option<String> {
