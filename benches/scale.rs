@@ -170,6 +170,10 @@ fn watch(root: &Path, shape: Shape, writes: usize) {
         let seen = count_started(&journal, vm);
         let written = Instant::now();
         std::fs::write(&file, text).expect("write a spec file");
+        if log.is_some() {
+            // To line the write up with the log's timestamps.
+            println!("scale: write {i} at {}", jiff::Timestamp::now());
+        }
         let ok = wait_until(Duration::from_secs(30), || {
             count_started(&journal, vm) > seen
         });

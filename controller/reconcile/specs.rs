@@ -52,7 +52,9 @@ impl Reconciler {
 
     fn read_spec(&mut self) -> SpecChange {
         let dir = &self.settings.dir;
+        let t = std::time::Instant::now();
         let fp = fingerprint(dir);
+        let fingerprinting = t.elapsed();
         if self.spec.fingerprint == Some(fp) {
             return if self.spec.error.is_some() {
                 SpecChange::Invalid
@@ -61,6 +63,7 @@ impl Reconciler {
             };
         }
         self.spec.fingerprint = Some(fp);
+        let t = std::time::Instant::now();
         let loaded =
             if std::fs::metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
                 Err(format!("the directory {} does not exist", dir.display()))
@@ -80,6 +83,17 @@ impl Reconciler {
                     Ok(d)
                 }
             });
+        let loading = t.elapsed();
+        tracing::debug!(
+            "read the spec: fingerprint {:.1} ms, load and validate {:.1} ms ({} of {} files parsed again)",
+            fingerprinting.as_secs_f64() * 1000.0,
+            loading.as_secs_f64() * 1000.0,
+            self.spec
+                .cache
+                .len()
+                .saturating_sub(self.spec.cache.reused()),
+            self.spec.cache.len()
+        );
         match loaded {
             Ok(desired) => {
                 if self.spec.error.take().is_some() {
