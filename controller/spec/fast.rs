@@ -164,6 +164,11 @@ impl<'a> De<'a> {
             return give_up("event budget");
         }
         match self.parser.next() {
+            Some(Ok((Event::Scalar(text, ScalarStyle::Plain, ..), _)))
+                if not_plain_start(&text) =>
+            {
+                give_up("a plain scalar YAML does not allow")
+            }
             Some(Ok(e)) => Ok(e),
             Some(Err(e)) => Err(GiveUp(e.to_string())),
             None => give_up("unexpected end of input"),
@@ -216,13 +221,10 @@ impl<'a> De<'a> {
     /// The next node as a scalar; anything else gives up.
     fn scalar(&mut self) -> Result<Scalar<'a>, GiveUp> {
         match self.next()?.0 {
-            Event::Scalar(text, style, 0, None) => {
-                let plain = style == ScalarStyle::Plain;
-                if plain && not_plain_start(&text) {
-                    return give_up("a plain scalar YAML does not allow");
-                }
-                Ok(Scalar { text, plain })
-            }
+            Event::Scalar(text, style, 0, None) => Ok(Scalar {
+                text,
+                plain: style == ScalarStyle::Plain,
+            }),
             _ => give_up("not a plain scalar"),
         }
     }
@@ -240,9 +242,6 @@ impl<'a> De<'a> {
         let mut open = 0usize;
         loop {
             match self.next()?.0 {
-                Event::Scalar(text, ScalarStyle::Plain, 0, None) if not_plain_start(&text) => {
-                    return give_up("a plain scalar YAML does not allow");
-                }
                 Event::Scalar(_, _, 0, None) => {}
                 Event::SequenceStart(0, None) | Event::MappingStart(0, None) => {
                     open += 1;
