@@ -11,6 +11,7 @@
 //! move went through (attempts, backoff, backup waits) lives in the
 //! [`Book`], per VM and move, so no re-plan resets it.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -175,12 +176,8 @@ impl<'o> Engine<'o> {
                 Some(plan) if self.flights.is_empty() => Arc::unwrap_or_clone(plan),
                 _ => {
                     let holds = self.book().holds_for(&self.desired);
-                    if self.flights.is_empty() {
-                        plan::plan_with_holds(&self.desired, &observed, &holds)
-                    } else {
-                        let projected = project(&observed, &self.flights);
-                        plan::plan_with_holds(&self.desired, &projected, &holds)
-                    }
+                    let projected = project(&observed, &self.flights);
+                    plan::plan_with_holds(&self.desired, &projected, &holds)
                 }
             };
             plan.in_flight = self
@@ -839,7 +836,11 @@ impl<'o> Engine<'o> {
 
 /// The observation as it will be when every move in flight has landed: the
 /// plan starts from there.
-fn project(observed: &Observed, flights: &BTreeMap<String, Flight>) -> Observed {
+fn project<'o>(observed: &'o Observed, flights: &BTreeMap<String, Flight>) -> Cow<'o, Observed> {
+    if flights.is_empty() {
+        // Nothing lands elsewhere: no copy of the whole fleet.
+        return Cow::Borrowed(observed);
+    }
     let mut projected = observed.clone();
     for (name, f) in flights {
         if let Some(vm) = projected.vms.get_mut(name) {
@@ -851,7 +852,7 @@ fn project(observed: &Observed, flights: &BTreeMap<String, Flight>) -> Observed 
             }
         }
     }
-    projected
+    Cow::Owned(projected)
 }
 
 fn adapter_of(kind: &ActionKind) -> Option<&str> {

@@ -749,12 +749,11 @@ impl Reconciler {
         self.live.touched.store(refused, Ordering::SeqCst);
         self.metrics.set_suspended(suspended);
         if decision.1 == Action::AwaitJob {
-            let seed = execute::Seed {
+            self.start_job(execute::Seed {
                 desired: desired.clone(),
                 observed: memo.observed.clone(),
                 plan: memo.plan.clone(),
-            };
-            self.start_job(desired, seed);
+            });
         }
         self.memo = Some(memo);
         decision
@@ -792,10 +791,11 @@ impl Reconciler {
         self.metrics.provider_failed(false);
     }
 
-    /// Hands the plan to the executor as a task with its own [`Control`].
-    fn start_job(&mut self, desired: Arc<Desired>, seed: execute::Seed) {
+    /// Hands the plan to the executor as a task with its own [`Control`];
+    /// its first round is this pass's look and plan (`seed`).
+    fn start_job(&mut self, seed: execute::Seed) {
+        let desired = seed.desired.clone();
         let control = Control::new();
-        // The loop's first round is this pass's look and plan.
         control.seed(seed);
         let limit = desired.policy.max_moves_per_apply;
         let opts = Options {

@@ -88,10 +88,7 @@ impl Reconciler {
             "read the spec: fingerprint {:.1} ms, load and validate {:.1} ms ({} of {} files parsed again)",
             fingerprinting.as_secs_f64() * 1000.0,
             loading.as_secs_f64() * 1000.0,
-            self.spec
-                .cache
-                .len()
-                .saturating_sub(self.spec.cache.reused()),
+            self.spec.cache.parsed(),
             self.spec.cache.len()
         );
         match loaded {

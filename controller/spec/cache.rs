@@ -89,6 +89,11 @@ impl SpecCache {
         self.hits
     }
 
+    /// Files the last load parsed (and now holds) because they changed.
+    pub fn parsed(&self) -> usize {
+        self.misses
+    }
+
     /// Files the cache holds now (those that parsed without a problem).
     pub fn len(&self) -> usize {
         self.files.len()

@@ -158,6 +158,20 @@ struct Inner {
 }
 
 impl Inner {
+    /// A world whose clock reads `base_sim` now, saved in `files` if any.
+    fn new(world: World, base_sim: SimTime, files: Option<Files>) -> Inner {
+        Inner {
+            world,
+            base_instant: Instant::now(),
+            base_sim,
+            files,
+            memory_journal: Vec::new(),
+            last_save: std::time::Instant::now(),
+            dirty: false,
+            save_scheduled: false,
+        }
+    }
+
     fn sim_now(&self) -> SimTime {
         let elapsed = Instant::now().saturating_duration_since(self.base_instant);
         self.base_sim + elapsed.as_micros() as SimTime
@@ -188,9 +202,8 @@ impl Inner {
         }
     }
 
-    /// Writes a batch of events: the journal at once, then the state (with
-    /// the batch as its tail) at once or, within [`SAVE_EVERY`] of the last
-    /// save, soon after. A kill before the state is written loses those
+    /// Writes a batch of events to the journal; the state (with the batch
+    /// as its tail) follows when [`Sim::schedule_save`] says. A kill before the state is written loses those
     /// lines on open (the world and its journal go back to the last save
     /// together); a kill while the journal is written is repaired from the
     /// state's tail.
@@ -221,14 +234,9 @@ impl Inner {
         files.journal.flush().map_err(io_err(&journal_path))?;
         files.journal_lines = lines;
         files.tail = events;
-        // The state follows within SAVE_EVERY (see `Sim::schedule_save`):
+        // The state follows within SAVE_EVERY (`Sim::schedule_save`):
         // writing a big world on every event costs more than the event.
-        if self.last_save.elapsed() >= SAVE_EVERY {
-            let tail = files.tail.clone();
-            self.write_state(lines, &tail)?;
-        } else {
-            self.dirty = true;
-        }
+        self.dirty = true;
         Ok(())
     }
 
@@ -327,15 +335,6 @@ impl Inner {
         let tail = files.tail.clone();
         self.write_state(lines, &tail)
     }
-
-    fn save_now_and_then(&mut self) {
-        if self.files.is_some()
-            && self.last_save.elapsed() >= std::time::Duration::from_secs(1)
-            && let Err(e) = self.save()
-        {
-            tracing::warn!("could not save the simulated world: {e}");
-        }
-    }
 }
 
 /// The simulator behind the [`Provider`] trait.
@@ -394,11 +393,10 @@ impl Sim {
             .open(&journal_path)
             .map_err(io_err(&journal_path))?;
         let base_sim = world.now();
-        let mut inner = Inner {
+        let mut inner = Inner::new(
             world,
-            base_instant: Instant::now(),
             base_sim,
-            files: Some(Files {
+            Some(Files {
                 dir,
                 fingerprint,
                 journal: BufWriter::new(journal),
@@ -407,11 +405,7 @@ impl Sim {
                 tail: Vec::new(),
                 missing: None,
             }),
-            memory_journal: Vec::new(),
-            last_save: std::time::Instant::now(),
-            dirty: false,
-            save_scheduled: false,
-        };
+        );
         inner.save()?;
         Ok(Sim {
             fleet_path: fleet_path.to_path_buf(),
@@ -441,16 +435,7 @@ impl Sim {
         let base_sim = world.now();
         Ok(Sim {
             fleet_path: fleet_path.to_path_buf(),
-            inner: Arc::new(Mutex::new(Inner {
-                world,
-                base_instant: Instant::now(),
-                base_sim,
-                files: None,
-                memory_journal: Vec::new(),
-                last_save: std::time::Instant::now(),
-                dirty: false,
-                save_scheduled: false,
-            })),
+            inner: Arc::new(Mutex::new(Inner::new(world, base_sim, None))),
             start: fleet.start_time,
         })
     }
@@ -459,16 +444,7 @@ impl Sim {
     pub fn in_memory(fleet: &FleetSpec) -> Sim {
         Sim {
             fleet_path: PathBuf::from("<memory>"),
-            inner: Arc::new(Mutex::new(Inner {
-                world: World::new(fleet),
-                base_instant: Instant::now(),
-                base_sim: 0,
-                files: None,
-                memory_journal: Vec::new(),
-                last_save: std::time::Instant::now(),
-                dirty: false,
-                save_scheduled: false,
-            })),
+            inner: Arc::new(Mutex::new(Inner::new(World::new(fleet), 0, None))),
             start: fleet.start_time,
         }
     }
@@ -483,6 +459,7 @@ impl Sim {
     pub fn journal(&self) -> Vec<Event> {
         let mut inner = self.lock();
         inner.catch_up();
+        self.schedule_save(&mut inner);
         inner.memory_journal.clone()
     }
 
@@ -490,6 +467,7 @@ impl Sim {
     pub fn now_seconds(&self) -> f64 {
         let mut inner = self.lock();
         inner.catch_up();
+        self.schedule_save(&mut inner);
         world::seconds(inner.world.now())
     }
 
@@ -508,22 +486,23 @@ impl Sim {
         out
     }
 
-    /// Saves the state soon when the journal is ahead of it: at most
-    /// [`SAVE_EVERY`] after the last save, on a task of the runtime, so a
-    /// burst of events (a drain starting moves) writes the world once.
-    /// Outside a runtime it saves at once.
+    /// Saves the state when the journal is ahead of it: at once when the
+    /// last save is [`SAVE_EVERY`] old, else when it will be, on a task of
+    /// the runtime, so a burst of events (a drain starting moves) writes
+    /// the world once. Outside a runtime it saves at once.
     fn schedule_save(&self, inner: &mut Inner) {
         if !inner.dirty || inner.save_scheduled {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let delay = SAVE_EVERY.saturating_sub(inner.last_save.elapsed());
+        let runtime = tokio::runtime::Handle::try_current();
+        let Some(runtime) = runtime.ok().filter(|_| !delay.is_zero()) else {
             if let Err(e) = inner.save() {
                 tracing::warn!("could not save the simulated world: {e}");
             }
             return;
         };
         inner.save_scheduled = true;
-        let delay = SAVE_EVERY.saturating_sub(inner.last_save.elapsed());
         let weak = Arc::downgrade(&self.inner);
         runtime.spawn(async move {
             tokio::time::sleep(delay).await;
@@ -711,7 +690,6 @@ impl Provider for Sim {
                 inner.catch_up();
                 self.schedule_save(&mut inner);
                 if let Some(result) = inner.world.job_result(job) {
-                    inner.save_now_and_then();
                     return result;
                 }
                 if !inner.world.job_running(job) {
