@@ -1,12 +1,14 @@
-//! Parsed documents kept between loads, so `watch` re-parses only the files
-//! whose content changed.
+//! Checked documents kept between loads, so `watch` parses and checks only
+//! the files whose content changed.
 //!
 //! A 100,000-VM estate is some 30 MiB of YAML in a hundred files; a commit
 //! usually touches one of them. [`SpecCache::load`] reads every file as
 //! [`super::load`] does (the same walk, size budgets and order), but a file
-//! whose bytes equal those of the last load reuses that load's parsed
-//! documents instead of parsing them again. The whole desired state is
-//! still validated on every load, because a change in one file can break a
+//! whose bytes and place in the load order equal those of the last load
+//! reuses that load's checked documents (its parts, see `validate`)
+//! instead of parsing and checking them again. The rules that need every
+//! document (duplicates, references, intent) still run over the whole
+//! desired state on every load, because a change in one file can break a
 //! reference in another (a removed host that VMs elsewhere name), so every
 //! diagnostic stays as `load` reports it. Only files that parsed without a
 //! problem are kept; a file with errors is parsed again next time, which
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::diag::SourceFile;
-use super::load::ParsedDoc;
+use super::validate::Part;
 use super::{Desired, SpecError};
 
 /// The documents of the files read by the last load, by path.
@@ -31,38 +33,20 @@ pub struct SpecCache {
     misses: usize,
 }
 
-/// One file as it was last read, and its parsed documents.
+/// One file as it was last read, and its checked documents.
 #[derive(Debug)]
 pub(crate) struct Cached {
     pub file: Arc<SourceFile>,
-    pub docs: Vec<ParsedDoc>,
+    pub parts: Vec<Part>,
 }
 
 impl Cached {
-    /// The cached documents if `text` is what was parsed, re-pointed at a
-    /// file of the current load order.
-    pub(crate) fn reuse(
-        self,
-        text: &str,
-        order: usize,
-    ) -> Option<(Arc<SourceFile>, Vec<ParsedDoc>)> {
-        if self.file.text != text {
-            return None;
-        }
-        if self.file.order == order {
-            return Some((self.file, self.docs));
-        }
-        // Diagnostics sort by load order: the same text at another place.
-        let file = Arc::new(SourceFile {
-            path: self.file.path.clone(),
-            text: self.file.text.clone(),
-            order,
-        });
-        let mut docs = self.docs;
-        for d in &mut docs {
-            d.ctx.file = file.clone();
-        }
-        Some((file, docs))
+    /// The kept file and its parts if `now` is the same text at the same
+    /// place in the load order (positions and the order of diagnostics
+    /// rest on both).
+    pub(crate) fn reuse(self, now: &SourceFile) -> Option<(Arc<SourceFile>, Vec<Part>)> {
+        (self.file.text == now.text && self.file.order == now.order)
+            .then_some((self.file, self.parts))
     }
 }
 
@@ -77,7 +61,7 @@ impl SpecCache {
     /// last call.
     pub fn load(&mut self, paths: &[PathBuf]) -> Result<Desired, SpecError> {
         let prior = std::mem::take(&mut self.files);
-        let (result, kept, hits) = super::load_with(paths, Some(prior));
+        let (result, kept, hits) = super::load_with(paths, Some(prior), &mut |_| {});
         self.hits = hits;
         self.misses = kept.len().saturating_sub(hits);
         self.files = kept;
@@ -175,6 +159,32 @@ mod tests {
         assert_eq!(cache.len(), 1);
         let second = cache.load(&root).expect_err("syntax").to_string();
         assert_eq!(first, second);
+    }
+
+    #[test]
+    fn a_kept_file_reports_its_own_problems_and_duplicates_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = vec![dir.path().to_path_buf()];
+        // Parses cleanly, but a value is out of range: the file is kept
+        // with its problem, which every later load reports again.
+        let bad_priority = format!("{}      priority: 5000000\n", vms("hv01"));
+        std::fs::write(dir.path().join("a-hosts.yaml"), HOSTS).expect("write");
+        std::fs::write(dir.path().join("b-vms.yaml"), &bad_priority).expect("write");
+        let mut cache = SpecCache::new();
+        let first = cache.load(&root).expect_err("priority").to_string();
+        assert!(first.contains("b-vms.yaml:7:"), "{first}");
+        assert_eq!(cache.len(), 2);
+        let again = cache.load(&root).expect_err("priority").to_string();
+        assert_eq!((cache.reused(), first.clone()), (2, again));
+
+        // A new file declares the same VM: the duplicate is found against
+        // the kept file, as a fresh load finds it.
+        std::fs::write(dir.path().join("b-vms.yaml"), vms("hv01")).expect("write");
+        std::fs::write(dir.path().join("c-more.yaml"), vms("hv02")).expect("write");
+        let e = cache.load(&root).expect_err("twice").to_string();
+        assert_eq!(e, super::super::load(&root).expect_err("same").to_string());
+        assert!(e.contains("declared twice"), "{e}");
+        assert_eq!(cache.reused(), 1);
     }
 
     #[test]

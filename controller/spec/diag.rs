@@ -193,6 +193,16 @@ impl Sink {
         self.diagnostics.is_empty()
     }
 
+    /// Records problems found elsewhere, after its own.
+    pub fn extend(&mut self, problems: Vec<Diagnostic>) {
+        self.diagnostics.extend(problems);
+    }
+
+    /// The problems recorded, in the order they were found.
+    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
+        self.diagnostics
+    }
+
     /// Moves every problem of `other` into this sink, after its own.
     pub fn append(&mut self, other: Sink) {
         self.diagnostics.extend(other.diagnostics);

@@ -20,11 +20,13 @@ use super::raw::{HostGroupRaw, RuleRaw, Sp};
 type Named = (String, Origin);
 
 /// Where a VM may go, as written.
-enum ChoiceRaw {
+#[derive(Debug, Clone)]
+pub(crate) enum ChoiceRaw {
     Hosts(Vec<Named>, Origin),
     Group(Named),
 }
 
+#[derive(Debug, Clone)]
 struct PendingRule {
     name: Named,
     kind: Option<RuleKind>,
@@ -34,7 +36,7 @@ struct PendingRule {
 
 /// What the documents said about intent, kept until every host and VM is
 /// known.
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Collected {
     groups: Vec<(Named, Vec<Named>)>,
     rules: Vec<PendingRule>,
@@ -46,17 +48,27 @@ fn named(ctx: &DocCtx, sp: &Sp<String>) -> Named {
 }
 
 impl Collected {
-    /// Records a VM's `hosts` list.
-    pub(crate) fn choice_hosts(&mut self, ctx: &DocCtx, vm: &str, list: &Sp<Vec<Sp<String>>>) {
+    /// A VM's `hosts` list, as written.
+    pub(crate) fn hosts_choice(ctx: &DocCtx, list: &Sp<Vec<Sp<String>>>) -> ChoiceRaw {
         let hosts = list.value.iter().map(|h| named(ctx, h)).collect();
-        self.choices
-            .push((vm.to_string(), ChoiceRaw::Hosts(hosts, ctx.at(list))));
+        ChoiceRaw::Hosts(hosts, ctx.at(list))
     }
 
-    /// Records a VM's `hostGroup`.
-    pub(crate) fn choice_group(&mut self, ctx: &DocCtx, vm: &str, group: &Sp<String>) {
-        self.choices
-            .push((vm.to_string(), ChoiceRaw::Group(named(ctx, group))));
+    /// A VM's `hostGroup`, as written.
+    pub(crate) fn group_choice(ctx: &DocCtx, group: &Sp<String>) -> ChoiceRaw {
+        ChoiceRaw::Group(named(ctx, group))
+    }
+
+    /// Records where a VM may go.
+    pub(crate) fn choose(&mut self, vm: &str, choice: ChoiceRaw) {
+        self.choices.push((vm.to_string(), choice));
+    }
+
+    /// Adds what a later document said.
+    pub(crate) fn extend(&mut self, other: Collected) {
+        self.groups.extend(other.groups);
+        self.rules.extend(other.rules);
+        self.choices.extend(other.choices);
     }
 
     /// Records a document's host groups.

@@ -46,16 +46,30 @@ use diag::Sink;
 /// A directory means every `*.yaml` / `*.yml` file below it (hidden entries
 /// skipped) in sorted order. All problems are reported together.
 pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
-    load_with(paths, None).0
+    load_with(paths, None, &mut |_| {}).0
 }
 
-/// [`load`], reusing the parsed documents of files in `prior` whose text is
-/// unchanged. With `prior`, returns the files to keep for the next load
+/// [`load`], calling `on_controller` as soon as the first Controller
+/// document is read, before the other files are, so a command can start
+/// opening its provider while the rest of the spec loads. The Controller
+/// is not final: the load may still fail (a later document may be a second
+/// Controller), so what is started must change nothing and be dropped when
+/// the load fails or the final Controller differs.
+pub fn load_notify(
+    paths: &[PathBuf],
+    on_controller: &mut dyn FnMut(&ControllerSpec),
+) -> Result<Desired, SpecError> {
+    load_with(paths, None, on_controller).0
+}
+
+/// [`load`], reusing the checked documents of files in `prior` whose text
+/// is unchanged. With `prior`, returns the files to keep for the next load
 /// (those that parsed without a problem; without it, none are kept) and how
 /// many came from `prior`.
 pub(crate) fn load_with(
     paths: &[PathBuf],
     prior: Option<HashMap<PathBuf, cache::Cached>>,
+    on_controller: &mut dyn FnMut(&ControllerSpec),
 ) -> (
     Result<Desired, SpecError>,
     HashMap<PathBuf, cache::Cached>,
@@ -70,12 +84,12 @@ pub(crate) fn load_with(
     drop(prior);
     let mut kept = HashMap::new();
     let hits = AtomicUsize::new(0);
-    let mut validator = validate::Validator::default();
+    let mut merger = validate::Merger::default();
     let mut documents = 0usize;
-    // Files are read and parsed on every core; validation takes them in
-    // file order as they arrive, so each file's raw documents are dropped
-    // once checked (or kept for the next load) and every message comes out
-    // in a stable order.
+    // Files are read, parsed and checked on their own on every core; the
+    // parts are merged in file order as they arrive, so every message comes
+    // out in a stable order. With `prior`, a file whose text is unchanged
+    // is neither parsed nor checked again: its parts are taken from it.
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
@@ -100,17 +114,29 @@ pub(crate) fn load_with(
                     let cached = slots
                         .get(i)
                         .and_then(|s| s.lock().ok().and_then(|mut s| s.take()));
-                    let parsed = file.map(|f| match cached.and_then(|c| c.reuse(&f.text, i)) {
-                        Some((f, docs)) => {
+                    let read = file.map(|f| match cached.and_then(|c| c.reuse(&f)) {
+                        Some((file, parts)) => {
                             hits.fetch_add(1, Ordering::Relaxed);
-                            (f, docs)
+                            let keep = keep.then(|| cache::Cached {
+                                file,
+                                parts: parts.clone(),
+                            });
+                            (parts, keep)
                         }
                         None => {
                             let docs = load::parse_file(&f, &mut file_sink);
-                            (f, docs)
+                            let parts: Vec<validate::Part> =
+                                docs.iter().map(validate::convert).collect();
+                            // A file that did not parse cleanly is read
+                            // again next time, and says so again.
+                            let keep = (keep && file_sink.is_empty()).then(|| cache::Cached {
+                                file: f.clone(),
+                                parts: parts.clone(),
+                            });
+                            (parts, keep)
                         }
                     });
-                    if tx.send((i, parsed, file_sink)).is_err() {
+                    if tx.send((i, read, file_sink)).is_err() {
                         break;
                     }
                 }
@@ -119,19 +145,23 @@ pub(crate) fn load_with(
         drop(tx);
         let mut pending = std::collections::BTreeMap::new();
         let mut want = 0usize;
-        for (i, parsed, file_sink) in rx {
-            pending.insert(i, (parsed, file_sink));
-            while let Some((parsed, file_sink)) = pending.remove(&want) {
-                let clean = file_sink.is_empty();
+        let mut told = false;
+        for (i, read, file_sink) in rx {
+            pending.insert(i, (read, file_sink));
+            while let Some((read, file_sink)) = pending.remove(&want) {
                 sink.append(file_sink);
-                if let Some((file, docs)) = parsed {
-                    for doc in &docs {
-                        validator.document(doc, &mut sink);
+                if let Some((parts, keep)) = read {
+                    documents += parts.len();
+                    for part in parts {
+                        merger.add(part, &mut sink);
                     }
-                    documents += docs.len();
-                    if keep && clean {
-                        kept.insert(file.path.clone(), cache::Cached { file, docs });
+                    if let Some(cached) = keep {
+                        kept.insert(cached.file.path.clone(), cached);
                     }
+                }
+                if !told && let Some(c) = merger.controller() {
+                    told = true;
+                    on_controller(c);
                 }
                 want += 1;
             }
@@ -150,7 +180,7 @@ pub(crate) fn load_with(
             ),
         );
     }
-    let desired = validator.finish(&mut sink);
+    let desired = merger.finish(&mut sink);
     (sink.finish(desired), kept, hits.into_inner())
 }
 

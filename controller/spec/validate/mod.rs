@@ -1,0 +1,258 @@
+//! Checks documents and builds the typed [`Desired`] model.
+//!
+//! Validation has two halves. [`convert`] checks one parsed document on its
+//! own and turns it into a [`Part`]: every rule that needs only that
+//! document (names, numbers, ACLs, durations, a Fleet's own consistency)
+//! runs here, on the loader's worker threads, and a part can be kept
+//! between loads, so `watch` converts only the files that changed.
+//! [`Merger`] folds parts in load order into one desired state and settles
+//! what needs every document: duplicates across files, the single policy
+//! and Controller, references to hosts, and intent.
+//!
+//! Every rule reports into a [`Sink`], so a run shows all problems at once,
+//! each at the position of the offending value, with the other position when
+//! two places disagree (a duplicate names both).
+
+mod document;
+mod fields;
+mod fleet;
+
+use super::diag::{Diagnostic, Origin, Sink};
+use super::intent::{ChoiceRaw, Collected};
+use super::load::{DocBody, ParsedDoc, closest};
+use super::model::*;
+
+pub use fields::{check_name, parse_address, parse_port, parse_protocol};
+
+/// Where a simulated clock starts when the Fleet does not say:
+/// `2026-01-05T00:00:00Z`, a Monday.
+pub const DEFAULT_START_TIME: jiff::Timestamp = jiff::Timestamp::constant(1_767_571_200, 0);
+
+/// One document, checked on its own: what it declares and the problems
+/// found in it alone (reported on every load that includes it).
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    body: PartBody,
+    local: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone)]
+enum PartBody {
+    Placement(Box<PlacementPart>),
+    Controller(Box<ControllerPart>),
+    Fleet(Option<Box<FleetSpec>>),
+}
+
+/// What a Placement document declares.
+#[derive(Debug, Clone)]
+struct PlacementPart {
+    policy: Option<PolicyPart>,
+    hosts: Vec<HostSpec>,
+    vms: Vec<VmPart>,
+    intent: Collected,
+    status: Option<FleetStatusSpec>,
+}
+
+/// A policy and its problems, which count only for the first policy (a
+/// second one is reported as such, not checked).
+#[derive(Debug, Clone)]
+struct PolicyPart {
+    at: Origin,
+    policy: Policy,
+    headroom: Option<u32>,
+    problems: Vec<Diagnostic>,
+}
+
+/// A Controller and its problems, which count only for the first one.
+#[derive(Debug, Clone)]
+struct ControllerPart {
+    at: Origin,
+    spec: Option<ControllerSpec>,
+    problems: Vec<Diagnostic>,
+}
+
+/// One VM entry with a usable name.
+#[derive(Debug, Clone)]
+struct VmPart {
+    spec: VmSpec,
+    /// Whether its `host` (if any) is a valid name; an entry with a bad
+    /// host still takes its name (a later entry of it is a duplicate).
+    usable: bool,
+    /// Where `host` and each fallback were written, for references.
+    host_at: Option<Origin>,
+    fallback_at: Vec<Origin>,
+    choice: Option<ChoiceRaw>,
+}
+
+/// Checks one document on its own.
+pub(crate) fn convert(doc: &ParsedDoc) -> Part {
+    let mut sink = Sink::default();
+    let body = match &doc.body {
+        DocBody::Placement(p) => {
+            PartBody::Placement(Box::new(document::placement(&doc.ctx, p, &mut sink)))
+        }
+        DocBody::Controller(c) => PartBody::Controller(Box::new(document::controller(&doc.ctx, c))),
+        DocBody::Fleet(f) => PartBody::Fleet(fleet::fleet(&doc.ctx, f, &mut sink).map(Box::new)),
+    };
+    Part {
+        body,
+        local: sink.into_diagnostics(),
+    }
+}
+
+/// Folds parts, in load order, into one desired state.
+#[derive(Default)]
+pub(crate) struct Merger {
+    desired: Desired,
+    policy_at: Option<Origin>,
+    controller_at: Option<Origin>,
+    /// VMs whose host and fallbacks are checked once all hosts are known.
+    vm_refs: Vec<VmRefs>,
+    /// Host choices, groups and rules, settled once every VM is known.
+    intent: Collected,
+}
+
+struct VmRefs {
+    vm: String,
+    host_at: Option<Origin>,
+    fallback_at: Vec<Origin>,
+}
+
+impl Merger {
+    /// Adds the next document's part.
+    pub(crate) fn add(&mut self, part: Part, sink: &mut Sink) {
+        sink.extend(part.local);
+        match part.body {
+            PartBody::Placement(p) => self.placement(*p, sink),
+            PartBody::Controller(c) => self.add_controller(*c, sink),
+            PartBody::Fleet(f) => self.desired.fleets.extend(f.map(|f| *f)),
+        }
+    }
+
+    /// The Controller merged so far (the first one, when it was valid).
+    pub(crate) fn controller(&self) -> Option<&ControllerSpec> {
+        self.desired.controller.as_ref()
+    }
+
+    /// Settles the rules that need every document, and returns the result.
+    pub(crate) fn finish(mut self, sink: &mut Sink) -> Desired {
+        self.references(sink);
+        let intent = std::mem::take(&mut self.intent);
+        intent.resolve(&mut self.desired, sink);
+        self.desired
+    }
+
+    fn placement(&mut self, part: PlacementPart, sink: &mut Sink) {
+        self.desired.placement_documents += 1;
+        if let Some(policy) = part.policy {
+            if let Some(first) = &self.policy_at {
+                sink.push(
+                    Diagnostic::new(policy.at, "more than one `policy` in the documents")
+                        .with_related("the first policy is here", first.clone())
+                        .with_help("keep a single policy; it applies to the whole fleet"),
+                );
+            } else {
+                self.policy_at = Some(policy.at);
+                self.desired.policy = policy.policy;
+                if let Some(headroom) = policy.headroom {
+                    self.desired.intent.headroom = headroom;
+                }
+                sink.extend(policy.problems);
+            }
+        }
+        for host in part.hosts {
+            if let Some(prev) = self.desired.hosts.get(&host.name) {
+                sink.push(
+                    Diagnostic::new(
+                        host.origin,
+                        format!("host `{}` is declared twice", host.name),
+                    )
+                    .with_related("first declared here", prev.origin.clone()),
+                );
+                continue;
+            }
+            self.desired.hosts.insert(host.name.clone(), host);
+        }
+        for vm in part.vms {
+            if let Some(prev) = self.desired.vms.get(&vm.spec.name) {
+                sink.push(
+                    Diagnostic::new(
+                        vm.spec.origin,
+                        format!("VM `{}` is declared twice", vm.spec.name),
+                    )
+                    .with_related("first declared here", prev.origin.clone()),
+                );
+                continue;
+            }
+            if !vm.usable {
+                continue;
+            }
+            if let Some(choice) = vm.choice {
+                self.intent.choose(&vm.spec.name, choice);
+            }
+            self.vm_refs.push(VmRefs {
+                vm: vm.spec.name.clone(),
+                host_at: vm.host_at,
+                fallback_at: vm.fallback_at,
+            });
+            self.desired.vms.insert(vm.spec.name.clone(), vm.spec);
+        }
+        self.intent.extend(part.intent);
+        if let Some(st) = part.status {
+            match &mut self.desired.status {
+                None => self.desired.status = Some(st),
+                Some(existing) => {
+                    existing.hosts.extend(st.hosts);
+                    existing.vms.extend(st.vms);
+                }
+            }
+        }
+    }
+
+    fn add_controller(&mut self, part: ControllerPart, sink: &mut Sink) {
+        if let Some(first) = &self.controller_at {
+            sink.push(
+                Diagnostic::new(part.at, "more than one Controller document")
+                    .with_related("the first Controller is here", first.clone())
+                    .with_help("berth reads its settings from exactly one Controller document"),
+            );
+            return;
+        }
+        self.controller_at = Some(part.at);
+        sink.extend(part.problems);
+        self.desired.controller = part.spec;
+    }
+
+    /// Checks that VM hosts and fallbacks name declared hosts.
+    fn references(&mut self, sink: &mut Sink) {
+        let hosts: Vec<&str> = self.desired.hosts.keys().map(String::as_str).collect();
+        for r in &self.vm_refs {
+            let Some(vm) = self.desired.vms.get(&r.vm) else {
+                continue;
+            };
+            let mut check = |host: &str, origin: &Origin, what: &str| {
+                if self.desired.hosts.contains_key(host) {
+                    return;
+                }
+                let mut d = Diagnostic::new(
+                    origin.clone(),
+                    format!(
+                        "VM `{}` names {what} `{host}`, which is not a declared host",
+                        r.vm
+                    ),
+                );
+                d = match closest(host, hosts.iter().copied()) {
+                    Some(best) => d.with_help(format!("did you mean `{best}`?")),
+                    None => d.with_help("declare it under `spec.hosts`"),
+                };
+                sink.push(d);
+            };
+            if let Some(at) = &r.host_at {
+                check(&vm.host, at, "host");
+            }
+            for (f, o) in vm.fallback.iter().zip(&r.fallback_at) {
+                check(f, o, "fallback");
+            }
+        }
+    }
+}
