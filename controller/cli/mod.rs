@@ -309,13 +309,19 @@ pub fn run(cli: Cli) -> u8 {
     }
 }
 
+/// What `observe_for_plan` gives: the fleet and the provider's time.
+type Looked = Result<(crate::provider::Observed, jiff::Timestamp), String>;
+
 /// Observes the fleet through the chosen provider, or reads a snapshot;
 /// with the provider's current time (the wall clock for a snapshot).
+/// `early` is an observation of the simulator started while the spec was
+/// loading (`EarlyLook`), used when the spec chose the same world.
 fn observe_for_plan(
     desired: &spec::Desired,
     flag: Option<&str>,
     snapshot: Option<&std::path::Path>,
-) -> Result<(crate::provider::Observed, jiff::Timestamp), String> {
+    early: EarlyLook,
+) -> Looked {
     if let Some(path) = snapshot {
         let snap = spec::load(&[path.to_path_buf()]).map_err(|e| {
             render::spec_error(&e);
@@ -332,13 +338,55 @@ fn observe_for_plan(
         });
     }
     let choice = backend::choose(flag, Some(desired))?;
-    backend::block_on(&choice, async {
-        let provider = backend::open_to_read(&choice)?;
+    if let Some(looked) = early.take(&choice) {
+        return looked;
+    }
+    observe_choice(&choice)
+}
+
+/// Opens the provider to read, observes it, and closes it.
+fn observe_choice(choice: &backend::Choice) -> Looked {
+    backend::block_on(choice, async {
+        let provider = backend::open_to_read(choice)?;
         let observed = provider.observe().await.map_err(|e| e.to_string());
         let now = provider.now();
         provider.close().await.map_err(|e| e.to_string())?;
         Ok((observed?, now))
     })
+}
+
+/// A look at a simulated world taken on another thread while the spec
+/// loads: reading a large Fleet file takes as long as reading the spec,
+/// and neither needs the other until planning. Only the simulator is read
+/// early (a local file, opened read-only); a real backend is asked only
+/// once the spec is known to be valid.
+#[derive(Default)]
+struct EarlyLook(Option<(backend::Choice, std::thread::JoinHandle<Looked>)>);
+
+impl EarlyLook {
+    /// Starts reading the simulated world `choice` names, once.
+    fn start(&mut self, choice: backend::Choice) {
+        if self.0.is_some() || !matches!(choice, backend::Choice::Sim(_)) {
+            return;
+        }
+        let on_thread = choice.clone();
+        if let Ok(handle) = std::thread::Builder::new()
+            .name("berth-observe".into())
+            .spawn(move || observe_choice(&on_thread))
+        {
+            self.0 = Some((choice, handle));
+        }
+    }
+
+    /// The look, if one was started for `choice`; a look at another world
+    /// (the final spec chose differently) is dropped.
+    fn take(self, choice: &backend::Choice) -> Option<Looked> {
+        let (started, handle) = self.0?;
+        if &started != choice {
+            return None;
+        }
+        handle.join().ok()
+    }
 }
 
 fn plan_command(
@@ -350,14 +398,29 @@ fn plan_command(
     detailed: bool,
     explain: Option<&str>,
 ) -> u8 {
-    let desired = match spec::load(paths) {
+    let mut early = EarlyLook::default();
+    if snapshot.is_none()
+        && let Some(f) = flag.filter(|f| f.starts_with("sim:"))
+        && let Ok(choice) = backend::choose(Some(f), None)
+    {
+        early.start(choice);
+    }
+    let loaded = spec::load_notify(paths, &mut |controller| {
+        if snapshot.is_none()
+            && flag.is_none()
+            && let spec::ProviderSpec::Sim { fleet } = &controller.provider
+        {
+            early.start(backend::Choice::Sim(fleet.clone()));
+        }
+    });
+    let desired = match loaded {
         Ok(d) => d,
         Err(e) => {
             render::spec_error(&e);
             return EXIT_ERROR;
         }
     };
-    let (observed, now) = match observe_for_plan(&desired, flag, snapshot) {
+    let (observed, now) = match observe_for_plan(&desired, flag, snapshot, early) {
         Ok(o) => o,
         Err(message) => {
             render::error(&message);
