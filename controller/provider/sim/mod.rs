@@ -38,8 +38,13 @@ use crate::spec::{self, Acl, Direction, FleetSpec, SpecError};
 pub use journal::{Event, EventKind, MoveStorage};
 pub use world::{SimTime, World};
 
-/// How long the saved state may lag behind the journal.
+/// How long the saved state may lag behind the journal, at least.
 const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// A save may hold the world for at most one part in this many of the
+/// time: a large world (100,000 VMs takes a few hundred milliseconds to
+/// write) is saved less often, so callers are not kept waiting on the
+/// world's lock while it writes.
+const SAVE_SHARE: u32 = 5;
 
 /// Folder beside the Fleet file that holds a world's state.
 pub const STATE_DIR: &str = ".berth";
@@ -151,6 +156,8 @@ struct Inner {
     /// Journal of an in-memory world (tests and benchmarks).
     memory_journal: Vec<Event>,
     last_save: std::time::Instant,
+    /// How long the last save took.
+    last_save_took: std::time::Duration,
     /// The journal holds lines the saved state does not account for yet.
     dirty: bool,
     /// A deferred save is scheduled.
@@ -167,6 +174,7 @@ impl Inner {
             files,
             memory_journal: Vec::new(),
             last_save: std::time::Instant::now(),
+            last_save_took: std::time::Duration::ZERO,
             dirty: false,
             save_scheduled: false,
         }
@@ -234,7 +242,7 @@ impl Inner {
         files.journal.flush().map_err(io_err(&journal_path))?;
         files.journal_lines = lines;
         files.tail = events;
-        // The state follows within SAVE_EVERY (`Sim::schedule_save`):
+        // The state follows soon (`Sim::schedule_save`):
         // writing a big world on every event costs more than the event.
         self.dirty = true;
         Ok(())
@@ -309,6 +317,7 @@ impl Inner {
         };
         let path = files.dir.join(STATE_FILE);
         let tmp = files.dir.join("state.json.tmp");
+        let started = std::time::Instant::now();
         let text = serde_json::to_vec(&saved).map_err(|e| SimError::Io {
             path: path.display().to_string(),
             source: std::io::Error::other(e),
@@ -316,6 +325,7 @@ impl Inner {
         std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         self.last_save = std::time::Instant::now();
+        self.last_save_took = started.elapsed();
         self.dirty = false;
         Ok(())
     }
@@ -487,14 +497,16 @@ impl Sim {
     }
 
     /// Saves the state when the journal is ahead of it: at once when the
-    /// last save is [`SAVE_EVERY`] old, else when it will be, on a task of
+    /// last save is [`SAVE_EVERY`] old (or [`SAVE_SHARE`] times as old as it
+    /// took to write), else when it will be, on a task of
     /// the runtime, so a burst of events (a drain starting moves) writes
     /// the world once. Outside a runtime it saves at once.
     fn schedule_save(&self, inner: &mut Inner) {
         if !inner.dirty || inner.save_scheduled {
             return;
         }
-        let delay = SAVE_EVERY.saturating_sub(inner.last_save.elapsed());
+        let every = SAVE_EVERY.max(inner.last_save_took * SAVE_SHARE);
+        let delay = every.saturating_sub(inner.last_save.elapsed());
         let runtime = tokio::runtime::Handle::try_current();
         let Some(runtime) = runtime.ok().filter(|_| !delay.is_zero()) else {
             if let Err(e) = inner.save() {
