@@ -20,7 +20,8 @@
 //!
 //! Run with `cargo bench --bench scale`. SCALE_VMS (default 100000),
 //! SCALE_HOSTS (5000), SCALE_FILES (100) and SCALE_WRITES (4) resize it.
-//! SCALE_ONLY=plan or SCALE_ONLY=watch runs one half.
+//! SCALE_ONLY=plan or SCALE_ONLY=watch runs one half; SCALE_BERTH=PATH
+//! runs another `berth` binary (an older build, to compare).
 //! SCALE_KEEP=DIR only writes the world into DIR (`DIR/spec`,
 //! `DIR/fleet.yaml`), for profiling by hand. SCALE_LOG=FILE keeps the watch process's log at debug level in FILE:
 //! each pass and each round of the loop says where its time went.
@@ -91,7 +92,10 @@ struct Shape {
 }
 
 fn berth() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
+    match std::env::var_os("SCALE_BERTH") {
+        Some(other) => Command::new(other),
+        None => Command::new(env!("CARGO_BIN_EXE_berth")),
+    }
 }
 
 // ------------------------------------------------------------------ plan

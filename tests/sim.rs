@@ -611,3 +611,41 @@ async fn an_unfinished_move_is_observed_as_migrating_by_the_next_run() {
     sim.wait_job(&job).await.expect("it completes");
     assert_eq!(sim.observe().await.expect("observe").vms["a"].host, "hv02");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_state_follows_the_journal_without_a_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fleet_file(
+        &dir,
+        &format!("{TWO_HOSTS}  vms:\n    - {{ name: a, host: hv01, memoryGiB: 8 }}\n"),
+    );
+    let sim = Sim::open(&path).expect("open");
+    sim.start_move(&mv("a", "hv01", "hv02"))
+        .await
+        .expect("move");
+    // The save is deferred and written off the world's lock; it lands
+    // without a close, and the world answers meanwhile.
+    let state = dir.path().join(".berth/state.json");
+    let lines = |state: &std::path::Path| -> Option<u64> {
+        let text = std::fs::read_to_string(state).ok()?;
+        let saved: serde_json::Value = serde_json::from_str(&text).ok()?;
+        saved["journalLines"].as_u64()
+    };
+    let mut saved = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(sim.observe().await.expect("observe").vms["a"].host, "hv01");
+        saved = lines(&state);
+        if saved == Some(1) {
+            break;
+        }
+    }
+    assert_eq!(saved, Some(1), "the state accounts for the journal's line");
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    assert!(
+        on_disk["world"].to_string().contains("migrat"),
+        "the saved world has the move running: {}",
+        on_disk["world"]
+    );
+}

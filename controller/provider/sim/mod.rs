@@ -160,8 +160,13 @@ struct Inner {
     last_save_took: std::time::Duration,
     /// The journal holds lines the saved state does not account for yet.
     dirty: bool,
-    /// A deferred save is scheduled.
+    /// A deferred save is scheduled or being written.
     save_scheduled: bool,
+    /// Numbers each state taken for writing, so that an older one written
+    /// off the lock never replaces a newer one.
+    generation: u64,
+    /// The generation of the state on disk; held while one is written.
+    written: Arc<Mutex<u64>>,
 }
 
 impl Inner {
@@ -177,6 +182,8 @@ impl Inner {
             last_save_took: std::time::Duration::ZERO,
             dirty: false,
             save_scheduled: false,
+            generation: 0,
+            written: Arc::new(Mutex::new(0)),
         }
     }
 
@@ -308,6 +315,8 @@ impl Inner {
         let Some(files) = &self.files else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
+        self.generation += 1;
         let saved = SavedRef {
             format_version: 1,
             fleet_fingerprint: &files.fingerprint,
@@ -315,19 +324,37 @@ impl Inner {
             tail,
             world: &self.world,
         };
-        let path = files.dir.join(STATE_FILE);
-        let tmp = files.dir.join("state.json.tmp");
-        let started = std::time::Instant::now();
-        let text = serde_json::to_vec(&saved).map_err(|e| SimError::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::other(e),
-        })?;
-        std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        write_saved(&files.dir, &saved, self.generation, &self.written)?;
         self.last_save = std::time::Instant::now();
         self.last_save_took = started.elapsed();
         self.dirty = false;
         Ok(())
+    }
+
+    /// A copy of the state to write without the world's lock
+    /// ([`Snapshot::write`]); `None` when the folder is missing or coming
+    /// back, which [`Inner::save`] handles.
+    fn snapshot(&mut self) -> Option<Snapshot> {
+        self.flush_events();
+        let files = self.files.as_ref()?;
+        if files.missing.is_some() || !files.dir.exists() {
+            return None;
+        }
+        self.generation += 1;
+        let snapshot = Snapshot {
+            dir: files.dir.clone(),
+            generation: self.generation,
+            written: self.written.clone(),
+            saved: Saved {
+                format_version: 1,
+                fleet_fingerprint: files.fingerprint.clone(),
+                journal_lines: files.journal_lines,
+                tail: files.tail.clone(),
+                world: self.world.clone(),
+            },
+        };
+        self.dirty = false;
+        Some(snapshot)
     }
 
     fn save(&mut self) -> Result<(), SimError> {
@@ -345,6 +372,45 @@ impl Inner {
         let tail = files.tail.clone();
         self.write_state(lines, &tail)
     }
+}
+
+/// The state as it was when a deferred save took it, to be written on a
+/// blocking thread while the world goes on.
+struct Snapshot {
+    dir: PathBuf,
+    generation: u64,
+    written: Arc<Mutex<u64>>,
+    saved: Saved,
+}
+
+impl Snapshot {
+    fn write(self) -> Result<(), SimError> {
+        write_saved(&self.dir, &self.saved, self.generation, &self.written)
+    }
+}
+
+/// Writes a state (to a temporary file, then renamed over `state.json`)
+/// unless a newer generation is already on disk.
+fn write_saved(
+    dir: &Path,
+    saved: &impl Serialize,
+    generation: u64,
+    written: &Mutex<u64>,
+) -> Result<(), SimError> {
+    let mut on_disk = written.lock().unwrap_or_else(|e| e.into_inner());
+    if *on_disk >= generation {
+        return Ok(());
+    }
+    let path = dir.join(STATE_FILE);
+    let tmp = dir.join("state.json.tmp");
+    let text = serde_json::to_vec(saved).map_err(|e| SimError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    *on_disk = generation;
+    Ok(())
 }
 
 /// The simulator behind the [`Provider`] trait.
@@ -496,40 +562,84 @@ impl Sim {
         out
     }
 
-    /// Saves the state when the journal is ahead of it: at once when the
-    /// last save is [`SAVE_EVERY`] old (or [`SAVE_SHARE`] times as old as it
-    /// took to write), else when it will be, on a task of
-    /// the runtime, so a burst of events (a drain starting moves) writes
-    /// the world once. Outside a runtime it saves at once.
+    /// Saves the state when the journal is ahead of it, on a task of the
+    /// runtime: at once when the last save is [`SAVE_EVERY`] old (or
+    /// [`SAVE_SHARE`] times as old as it took to write), else when it will
+    /// be, so a burst of events (a drain starting moves) writes the world
+    /// once. The task copies the world under the lock and writes the copy
+    /// on a blocking thread, so the caller (a move being started) never
+    /// waits for a write. Outside a runtime it saves at once.
     fn schedule_save(&self, inner: &mut Inner) {
-        if !inner.dirty || inner.save_scheduled {
-            return;
+        schedule_save(&self.inner, inner);
+    }
+}
+
+/// [`Sim::schedule_save`] for the world behind `shared`.
+fn schedule_save(shared: &Arc<Mutex<Inner>>, inner: &mut Inner) {
+    if !inner.dirty || inner.save_scheduled {
+        return;
+    }
+    let every = SAVE_EVERY.max(inner.last_save_took * SAVE_SHARE);
+    let delay = every.saturating_sub(inner.last_save.elapsed());
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        if let Err(e) = inner.save() {
+            tracing::warn!("could not save the simulated world: {e}");
         }
-        let every = SAVE_EVERY.max(inner.last_save_took * SAVE_SHARE);
-        let delay = every.saturating_sub(inner.last_save.elapsed());
-        let runtime = tokio::runtime::Handle::try_current();
-        let Some(runtime) = runtime.ok().filter(|_| !delay.is_zero()) else {
-            if let Err(e) = inner.save() {
-                tracing::warn!("could not save the simulated world: {e}");
-            }
+        return;
+    };
+    inner.save_scheduled = true;
+    let weak = Arc::downgrade(shared);
+    runtime.spawn(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let Some(shared) = weak.upgrade() else {
             return;
         };
-        inner.save_scheduled = true;
-        let weak = Arc::downgrade(&self.inner);
-        runtime.spawn(async move {
-            tokio::time::sleep(delay).await;
-            let Some(inner) = weak.upgrade() else {
+        let started = std::time::Instant::now();
+        let snapshot = {
+            let mut inner = shared.lock().unwrap_or_else(|e| e.into_inner());
+            if !inner.dirty {
+                inner.save_scheduled = false;
                 return;
-            };
-            let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
-            inner.save_scheduled = false;
-            if inner.dirty
-                && let Err(e) = inner.save()
-            {
+            }
+            match inner.snapshot() {
+                Some(s) => s,
+                None => {
+                    inner.save_scheduled = false;
+                    if let Err(e) = inner.save() {
+                        tracing::warn!("could not save the simulated world: {e}");
+                    }
+                    return;
+                }
+            }
+        };
+        drop(shared);
+        // Serialising and writing a large world takes longer than
+        // copying it: done off the lock, so the world goes on.
+        let result = tokio::task::spawn_blocking(move || snapshot.write()).await;
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let mut inner = shared.lock().unwrap_or_else(|e| e.into_inner());
+        inner.save_scheduled = false;
+        match result {
+            Ok(Ok(())) => {
+                inner.last_save = std::time::Instant::now();
+                inner.last_save_took = started.elapsed();
+            }
+            Ok(Err(e)) => {
+                inner.dirty = true;
                 tracing::warn!("could not save the simulated world: {e}");
             }
-        });
-    }
+            Err(e) => {
+                inner.dirty = true;
+                tracing::warn!("could not save the simulated world: {e}");
+            }
+        }
+        // What happened while the copy was written is saved in turn.
+        schedule_save(&shared, &mut inner);
+    });
 }
 
 impl Drop for Sim {

@@ -178,6 +178,25 @@ pub(super) fn duration(ctx: &DocCtx, v: &Sp<String>, sink: &mut Sink) -> Option<
     }
 }
 
+/// An optional number that must be finite and above zero; `None` when it
+/// is absent or not.
+pub(super) fn positive(
+    ctx: &DocCtx,
+    v: &Option<Sp<f64>>,
+    field: &str,
+    sink: &mut Sink,
+) -> Option<f64> {
+    let r = v.as_ref()?;
+    if r.value.is_finite() && r.value > 0.0 {
+        return Some(r.value);
+    }
+    sink.error(
+        ctx.at(r),
+        format!("`{field}` must be a positive number, not {}", r.value),
+    );
+    None
+}
+
 pub(super) fn gib_to_mib(ctx: &DocCtx, v: &Sp<f64>, field: &str, sink: &mut Sink) -> Option<u64> {
     let g = v.value;
     if !g.is_finite() || g <= 0.0 || g > 1_048_576.0 {

@@ -59,20 +59,8 @@ pub(super) fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Optio
             .as_ref()
             .and_then(|m| int_in(ctx, m, "maxMigrations", 0, 64, sink))
             .unwrap_or(2) as u32;
-        let rate = match &h.migration_rate_mibps {
-            None => 1000.0,
-            Some(r) if r.value.is_finite() && r.value > 0.0 => r.value,
-            Some(r) => {
-                sink.error(
-                    ctx.at(r),
-                    format!(
-                        "`migrationRateMiBps` must be a positive number, not {}",
-                        r.value
-                    ),
-                );
-                1000.0
-            }
-        };
+        let rate =
+            positive(ctx, &h.migration_rate_mibps, "migrationRateMiBps", sink).unwrap_or(1000.0);
         let switches = h
             .switches
             .iter()
@@ -83,17 +71,7 @@ pub(super) fn fleet(ctx: &DocCtx, doc: &FleetDocument, sink: &mut Sink) -> Optio
             .as_ref()
             .and_then(|m| int_in(ctx, m, "maxStorageMigrations", 0, 64, sink))
             .unwrap_or(2) as u32;
-        let network_mibps = match &h.network_mibps {
-            None => None,
-            Some(r) if r.value.is_finite() && r.value > 0.0 => Some(r.value),
-            Some(r) => {
-                sink.error(
-                    ctx.at(r),
-                    format!("`networkMiBps` must be a positive number, not {}", r.value),
-                );
-                None
-            }
-        };
+        let network_mibps = positive(ctx, &h.network_mibps, "networkMiBps", sink);
         let volumes = super::super::storage::volumes(ctx, &hname, &h.volumes, sink);
         host_at.insert(hname.clone(), (ctx.at(&h.name), hosts.len()));
         hosts.push(FleetHost {
