@@ -637,3 +637,29 @@ fn cli_plan_with_an_invalid_spec_exits_1_and_points_at_the_error() {
         "an invalid spec stops before the provider is opened"
     );
 }
+
+#[test]
+fn cli_plan_reports_the_spec_not_an_early_look_at_the_world_when_the_spec_is_invalid() {
+    let (_tmp, dir) = scratch("lab");
+    // `plan` starts reading the first Controller's world (here a missing
+    // one) while the rest of the spec loads; a second Controller makes the
+    // spec invalid, and only that is reported.
+    std::fs::write(
+        dir.join("a-first.yaml"),
+        "apiVersion: berth/v1\nkind: Controller\nspec:\n  provider:\n    sim: { fleet: nowhere.yaml }\n",
+    )
+    .expect("write");
+    let out = berth().arg("plan").arg(&dir).output().expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("more than one Controller document"), "{err}");
+    assert!(!err.contains("nowhere"), "{err}");
+
+    // Valid again, with the Controller's world missing: the look's error.
+    std::fs::remove_file(dir.join("a-first.yaml")).expect("rm");
+    std::fs::remove_file(dir.join("fleet.yaml")).expect("rm");
+    let out = berth().arg("plan").arg(&dir).output().expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fleet.yaml"), "{err}");
+}

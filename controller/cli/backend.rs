@@ -83,18 +83,32 @@ pub fn block_on<T>(choice: &Choice, fut: impl Future<Output = T>) -> T {
 /// read without its lock and without writing, so it works while `watch`
 /// acts on the same world.
 pub fn open_to_read(choice: &Choice) -> Result<Arc<dyn Provider>, String> {
+    open_to_read_quietly(choice).map_err(|(problems, message)| {
+        if let Some(e) = problems {
+            super::render::spec_error(&e);
+        }
+        message
+    })
+}
+
+/// [`open_to_read`] that prints nothing: an invalid Fleet file's problems
+/// come back with the message, for the caller to show if it reports the
+/// failure at all.
+pub fn open_to_read_quietly(
+    choice: &Choice,
+) -> Result<Arc<dyn Provider>, (Option<crate::spec::SpecError>, String)> {
     match choice {
         Choice::Sim(fleet) | Choice::Real(ProviderSpec::Sim { fleet }) => {
             match Sim::open_to_read(fleet) {
                 Ok(sim) => Ok(Arc::new(sim)),
-                Err(crate::provider::sim::SimError::Spec(e)) => {
-                    super::render::spec_error(&e);
-                    Err(format!("the Fleet file {} is invalid", fleet.display()))
-                }
-                Err(e) => Err(e.to_string()),
+                Err(crate::provider::sim::SimError::Spec(e)) => Err((
+                    Some(e),
+                    format!("the Fleet file {} is invalid", fleet.display()),
+                )),
+                Err(e) => Err((None, e.to_string())),
             }
         }
-        other => open(other),
+        other => open(other).map_err(|m| (None, m)),
     }
 }
 

@@ -309,8 +309,10 @@ pub fn run(cli: Cli) -> u8 {
     }
 }
 
-/// What `observe_for_plan` gives: the fleet and the provider's time.
-type Looked = Result<(crate::provider::Observed, jiff::Timestamp), String>;
+/// What `observe_for_plan` gives: the fleet and the provider's time, or
+/// why not (with an invalid Fleet file's problems, shown by the caller).
+type Looked =
+    Result<(crate::provider::Observed, jiff::Timestamp), (Option<spec::SpecError>, String)>;
 
 /// Observes the fleet through the chosen provider, or reads a snapshot;
 /// with the provider's current time (the wall clock for a snapshot).
@@ -324,20 +326,23 @@ fn observe_for_plan(
 ) -> Looked {
     if let Some(path) = snapshot {
         let snap = spec::load(&[path.to_path_buf()]).map_err(|e| {
-            render::spec_error(&e);
-            format!("the snapshot {} is invalid", path.display())
+            (
+                Some(e),
+                format!("the snapshot {} is invalid", path.display()),
+            )
         })?;
         let provider =
-            crate::provider::snapshot::Snapshot::from_desired(&path.display().to_string(), &snap)?;
+            crate::provider::snapshot::Snapshot::from_desired(&path.display().to_string(), &snap)
+                .map_err(|m| (None, m))?;
         let choice = backend::Choice::Sim(PathBuf::new());
         return backend::block_on(&choice, async {
             let observed = crate::provider::Provider::observe(&provider)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| (None, e.to_string()))?;
             Ok((observed, crate::provider::Provider::now(&provider)))
         });
     }
-    let choice = backend::choose(flag, Some(desired))?;
+    let choice = backend::choose(flag, Some(desired)).map_err(|m| (None, m))?;
     if let Some(looked) = early.take(&choice) {
         return looked;
     }
@@ -347,10 +352,10 @@ fn observe_for_plan(
 /// Opens the provider to read, observes it, and closes it.
 fn observe_choice(choice: &backend::Choice) -> Looked {
     backend::block_on(choice, async {
-        let provider = backend::open_to_read(choice)?;
-        let observed = provider.observe().await.map_err(|e| e.to_string());
+        let provider = backend::open_to_read_quietly(choice)?;
+        let observed = provider.observe().await.map_err(|e| (None, e.to_string()));
         let now = provider.now();
-        provider.close().await.map_err(|e| e.to_string())?;
+        provider.close().await.map_err(|e| (None, e.to_string()))?;
         Ok((observed?, now))
     })
 }
@@ -359,7 +364,8 @@ fn observe_choice(choice: &backend::Choice) -> Looked {
 /// loads: reading a large Fleet file takes as long as reading the spec,
 /// and neither needs the other until planning. Only the simulator is read
 /// early (a local file, opened read-only); a real backend is asked only
-/// once the spec is known to be valid.
+/// once the spec is known to be valid. The look prints nothing: its
+/// failure is shown only if it is used.
 #[derive(Default)]
 struct EarlyLook(Option<(backend::Choice, std::thread::JoinHandle<Looked>)>);
 
@@ -422,7 +428,10 @@ fn plan_command(
     };
     let (observed, now) = match observe_for_plan(&desired, flag, snapshot, early) {
         Ok(o) => o,
-        Err(message) => {
+        Err((problems, message)) => {
+            if let Some(e) = problems {
+                render::spec_error(&e);
+            }
             render::error(&message);
             return EXIT_ERROR;
         }
