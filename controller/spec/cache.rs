@@ -4,9 +4,9 @@
 //! A 100,000-VM estate is some 30 MiB of YAML in a hundred files; a commit
 //! usually touches one of them. [`SpecCache::load`] reads every file as
 //! [`super::load`] does (the same walk, size budgets and order), but a file
-//! whose bytes and place in the load order equal those of the last load
-//! reuses that load's checked documents (its parts, see `validate`)
-//! instead of parsing and checking them again. The rules that need every
+//! whose bytes equal those of the last load reuses that load's checked
+//! documents (its parts, see `validate`) instead of parsing and checking
+//! them again, wherever it now is in the load order. The rules that need every
 //! document (duplicates, references, intent) still run over the whole
 //! desired state on every load, because a change in one file can break a
 //! reference in another (a removed host that VMs elsewhere name), so every
@@ -41,12 +41,14 @@ pub(crate) struct Cached {
 }
 
 impl Cached {
-    /// The kept file and its parts if `now` is the same text at the same
-    /// place in the load order (positions and the order of diagnostics
-    /// rest on both).
+    /// The kept file and its parts if `now` is the same text, moved to
+    /// `now`'s place in the load order (diagnostics sort by it).
     pub(crate) fn reuse(self, now: &SourceFile) -> Option<(Arc<SourceFile>, Vec<Part>)> {
-        (self.file.text == now.text && self.file.order == now.order)
-            .then_some((self.file, self.parts))
+        if self.file.text != now.text {
+            return None;
+        }
+        self.file.move_to(now.order());
+        Some((self.file, self.parts))
     }
 }
 
@@ -202,6 +204,11 @@ mod tests {
         )
         .expect("write");
         let e = cache.load(&root).expect_err("unknown hosts").to_string();
+        assert_eq!(
+            cache.reused(),
+            2,
+            "both kept files are reused in their new places"
+        );
         assert_eq!(e, super::super::load(&root).expect_err("same").to_string());
         let (a, n) = (
             e.find("a-more.yaml").expect("a"),

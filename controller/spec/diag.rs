@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::escape::escape_controls;
 
@@ -20,7 +21,30 @@ pub struct SourceFile {
     /// diagnostics' positions point into the bytes on disk.
     pub text: String,
     /// Position of the file in load order (diagnostics are sorted by it).
-    pub order: usize,
+    /// A file kept between loads (`SpecCache`) moves to its place in the
+    /// new order, and every position that points into it with it.
+    order: AtomicUsize,
+}
+
+impl SourceFile {
+    /// A file read at `order` in its load.
+    pub fn new(path: PathBuf, text: String, order: usize) -> Self {
+        SourceFile {
+            path,
+            text,
+            order: AtomicUsize::new(order),
+        }
+    }
+
+    /// Position of the file in load order.
+    pub fn order(&self) -> usize {
+        self.order.load(Ordering::Relaxed)
+    }
+
+    /// Puts a kept file at its place in a new load.
+    pub(crate) fn move_to(&self, order: usize) {
+        self.order.store(order, Ordering::Relaxed);
+    }
 }
 
 /// A position in a source file: 1-based line and column plus a byte range.
@@ -234,7 +258,7 @@ impl Sink {
         }
         let mut diagnostics = self.diagnostics;
         diagnostics.sort_by_key(|d| {
-            let file = d.origin.file.as_ref().map_or(0, |f| f.order + 1);
+            let file = d.origin.file.as_ref().map_or(0, |f| f.order() + 1);
             (file, d.origin.loc.line, d.origin.loc.column)
         });
         Err(SpecError { diagnostics })

@@ -13,11 +13,11 @@ use super::load::{CAREFUL_ONLY, parse_file};
 
 /// Everything the loader produces for `text`, as text.
 fn parsed(text: &str, careful_only: bool) -> String {
-    let file = Arc::new(SourceFile {
-        path: PathBuf::from("t.yaml"),
-        text: text.to_string(),
-        order: 0,
-    });
+    let file = Arc::new(SourceFile::new(
+        PathBuf::from("t.yaml"),
+        text.to_string(),
+        0,
+    ));
     CAREFUL_ONLY.with(|c| c.set(careful_only));
     let mut sink = Sink::default();
     let docs = parse_file(&file, &mut sink);

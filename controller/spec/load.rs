@@ -203,21 +203,13 @@ pub(crate) fn read_file(
         }
     };
     match text_or_binary(bytes) {
-        Ok(text) => Some(Arc::new(SourceFile {
-            path: path.to_path_buf(),
-            text,
-            order,
-        })),
+        Ok(text) => Some(Arc::new(SourceFile::new(path.to_path_buf(), text, order))),
         Err(binary) => {
             // The file is not quoted: a binary file's bytes (NUL, escape
             // sequences) must not reach a terminal, and kilobytes of them
             // explain nothing. The source is left empty, so the diagnostic
             // names the position and shows no snippet.
-            let file = Arc::new(SourceFile {
-                path: path.to_path_buf(),
-                text: String::new(),
-                order,
-            });
+            let file = Arc::new(SourceFile::new(path.to_path_buf(), String::new(), order));
             sink.push(
                 Diagnostic::new(
                     Origin::new(&file, binary.loc),

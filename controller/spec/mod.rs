@@ -114,27 +114,24 @@ pub(crate) fn load_with(
                     let cached = slots
                         .get(i)
                         .and_then(|s| s.lock().ok().and_then(|mut s| s.take()));
-                    let read = file.map(|f| match cached.and_then(|c| c.reuse(&f)) {
-                        Some((file, parts)) => {
-                            hits.fetch_add(1, Ordering::Relaxed);
-                            let keep = keep.then(|| cache::Cached {
-                                file,
-                                parts: parts.clone(),
-                            });
-                            (parts, keep)
-                        }
-                        None => {
-                            let docs = load::parse_file(&f, &mut file_sink);
-                            let parts: Vec<validate::Part> =
-                                docs.iter().map(validate::convert).collect();
-                            // A file that did not parse cleanly is read
-                            // again next time, and says so again.
-                            let keep = (keep && file_sink.is_empty()).then(|| cache::Cached {
-                                file: f.clone(),
-                                parts: parts.clone(),
-                            });
-                            (parts, keep)
-                        }
+                    let read = file.map(|f| {
+                        let (file, parts) = match cached.and_then(|c| c.reuse(&f)) {
+                            Some(kept) => {
+                                hits.fetch_add(1, Ordering::Relaxed);
+                                kept
+                            }
+                            None => {
+                                let docs = load::parse_file(&f, &mut file_sink);
+                                (f, docs.iter().map(validate::convert).collect())
+                            }
+                        };
+                        // A file that did not parse cleanly is read again
+                        // next time, and says so again.
+                        let keep = (keep && file_sink.is_empty()).then(|| cache::Cached {
+                            file,
+                            parts: parts.clone(),
+                        });
+                        (parts, keep)
                     });
                     if tx.send((i, read, file_sink)).is_err() {
                         break;

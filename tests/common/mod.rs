@@ -90,11 +90,11 @@ fn redact(e: &SpecError, prefix: &str) -> SpecError {
                 .entry(Arc::as_ptr(f))
                 .or_insert_with(|| {
                     let shown = f.path.display().to_string().replace(prefix, "[DIR]");
-                    Arc::new(SourceFile {
-                        path: PathBuf::from(shown.replace('\\', "/")),
-                        text: f.text.clone(),
-                        order: f.order,
-                    })
+                    Arc::new(SourceFile::new(
+                        PathBuf::from(shown.replace('\\', "/")),
+                        f.text.clone(),
+                        f.order(),
+                    ))
                 })
                 .clone()
         });

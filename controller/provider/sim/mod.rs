@@ -40,10 +40,9 @@ pub use world::{SimTime, World};
 
 /// How long the saved state may lag behind the journal, at least.
 const SAVE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-/// A save may hold the world for at most one part in this many of the
-/// time: a large world (100,000 VMs takes a few hundred milliseconds to
-/// write) is saved less often, so callers are not kept waiting on the
-/// world's lock while it writes.
+/// Saving may take at most one part in this many of the time: a large
+/// world (100,000 VMs takes a few hundred milliseconds to copy and write)
+/// is saved less often than every [`SAVE_EVERY`].
 const SAVE_SHARE: u32 = 5;
 
 /// Folder beside the Fleet file that holds a world's state.
