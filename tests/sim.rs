@@ -527,13 +527,18 @@ async fn the_same_operations_give_a_byte_identical_journal() {
     assert!(first.contains(r#""event":"migration_started""#), "{first}");
 }
 
+/// A saved world on two hosts: VM `a` (8 GiB) on hv01.
+fn one_vm_world(dir: &tempfile::TempDir) -> PathBuf {
+    fleet_file(
+        dir,
+        &format!("{TWO_HOSTS}  vms:\n    - {{ name: a, host: hv01, memoryGiB: 8 }}\n"),
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_world_persists_between_runs_and_one_process_holds_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = fleet_file(
-        &dir,
-        &format!("{TWO_HOSTS}  vms:\n    - {{ name: a, host: hv01, memoryGiB: 8 }}\n"),
-    );
+    let path = one_vm_world(&dir);
     {
         let sim = Sim::open(&path).expect("open");
         assert!(
@@ -577,10 +582,7 @@ async fn the_world_persists_between_runs_and_one_process_holds_it() {
 #[tokio::test(start_paused = true)]
 async fn a_changed_fleet_file_asks_for_a_reset() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = fleet_file(
-        &dir,
-        &format!("{TWO_HOSTS}  vms:\n    - {{ name: a, host: hv01, memoryGiB: 8 }}\n"),
-    );
+    let path = one_vm_world(&dir);
     drop(Sim::open(&path).expect("open"));
     fleet_file(
         &dir,
@@ -593,10 +595,7 @@ async fn a_changed_fleet_file_asks_for_a_reset() {
 #[tokio::test(start_paused = true)]
 async fn an_unfinished_move_is_observed_as_migrating_by_the_next_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = fleet_file(
-        &dir,
-        &format!("{TWO_HOSTS}  vms:\n    - {{ name: a, host: hv01, memoryGiB: 8 }}\n"),
-    );
+    let path = one_vm_world(&dir);
     {
         let sim = Sim::open(&path).expect("open");
         sim.start_move(&mv("a", "hv01", "hv02"))
@@ -615,10 +614,7 @@ async fn an_unfinished_move_is_observed_as_migrating_by_the_next_run() {
 #[tokio::test(start_paused = true)]
 async fn the_state_follows_the_journal_without_a_close() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = fleet_file(
-        &dir,
-        &format!("{TWO_HOSTS}  vms:\n    - {{ name: a, host: hv01, memoryGiB: 8 }}\n"),
-    );
+    let path = one_vm_world(&dir);
     let sim = Sim::open(&path).expect("open");
     sim.start_move(&mv("a", "hv01", "hv02"))
         .await

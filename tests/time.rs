@@ -6,9 +6,10 @@
 //! says when (in simulated seconds since `startTime`) each thing happened.
 
 mod common;
+#[path = "common/git.rs"]
+mod git;
 
 use std::path::Path;
-use std::process::Command as Std;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -571,30 +572,9 @@ async fn watch_reports_waiting_outside_the_window_and_moves_when_it_opens() {
 
 // ------------------------------------------------------------- git
 
+/// `git` in `dir` (`common/git.rs`); `None` when there is no git binary.
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Std::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=berth test",
-            "-c",
-            "user.email=test@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    git::git(dir, args).ok()
 }
 
 #[tokio::test(start_paused = true)]

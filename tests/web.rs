@@ -13,6 +13,8 @@
 
 #[path = "common/browser.rs"]
 mod browser;
+#[path = "common/git.rs"]
+mod git;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -65,34 +67,12 @@ spec:
     sim: { fleet: ../fleet.yaml }
 ";
 
-/// Runs `git` in `dir` with a fixed identity and no user configuration;
-/// panics (with how to get git) when it cannot.
+/// Runs `git` in `dir` (`common/git.rs`); panics (with how to get git)
+/// when it cannot.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=berth test",
-            "-c",
-            "user.email=test@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("these tests keep the spec in a git repository and need the `git` binary: {e}")
-        });
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    git::git(dir, args).unwrap_or_else(|e| {
+        panic!("these tests keep the spec in a git repository and need the `git` binary: {e}")
+    })
 }
 
 /// A running `berth watch --metrics-addr 127.0.0.1:0`, killed on drop.
