@@ -507,20 +507,7 @@ fn the_plan_timeline_shows_each_move_its_waits_and_memory() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab"),
         &lab,
     );
-    let plan = |format: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("plan")
-            .arg(&lab)
-            .args(["--output", format])
-            .output()
-            .expect("run berth plan");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
+    let plan = |format: &str| plan_of(&lab, format);
     let json: serde_json::Value = serde_json::from_str(&plan("json")).expect("plan json");
     let html = plan("html");
     let file = root.path().join("plan.html");
