@@ -12,15 +12,17 @@
 //! members over one per rack, one per split pair, and every VM with choices
 //! on a host in maintenance.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+#[path = "common/timing.rs"]
+mod timing;
 
-use berth::plan::{self, Plan};
+use std::time::Duration;
+
 use berth::provider::{Observed, ObservedHost, ObservedVm};
 use berth::spec::{
     Choice, CpuVendor, Desired, HostGroupSpec, HostSpec, Origin, Policy, PowerState, RuleKind,
     RuleSpec, VmSpec,
 };
+use timing::ms;
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -208,10 +210,6 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
     (desired, observed, bound)
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn main() {
     let mut missed = false;
     for (vms, hosts, choosers, rules, runs, target) in [
@@ -219,17 +217,7 @@ fn main() {
         (100_000, 5_000, 20_000, 2_000, 3, Duration::from_secs(10)),
     ] {
         let (desired, observed, bound) = fleet(vms, hosts, choosers, rules);
-        let mut times = Vec::new();
-        let mut plan: Option<Plan> = None;
-        for _ in 0..runs {
-            let start = Instant::now();
-            let p = plan::plan(black_box(&desired), black_box(&observed));
-            times.push(start.elapsed());
-            plan = Some(black_box(p));
-        }
-        times.sort();
-        let p = plan.expect("at least one run");
-        let (best, median) = (times[0], times[times.len() / 2]);
+        let (p, best, median) = timing::time_plan(&desired, &observed, runs);
         let moved: std::collections::BTreeSet<&str> = p
             .actions
             .iter()

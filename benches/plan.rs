@@ -10,16 +10,18 @@
 //! estimate shares networks). Prints the best and median of several runs and
 //! the process's peak resident memory (VmHWM).
 
-use std::collections::BTreeMap;
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+#[path = "common/timing.rs"]
+mod timing;
 
-use berth::plan::{self, Plan};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use berth::provider::{Observed, ObservedAdapter, ObservedHost, ObservedVm};
 use berth::spec::{
     Acl, AclAction, AdapterSpec, AddressMatch, CpuVendor, Desired, Direction, HostSpec, Origin,
     Policy, PortMatch, PowerState, ProtocolMatch, VmSpec,
 };
+use timing::ms;
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -204,10 +206,6 @@ fn peak_rss_mib() -> Option<u64> {
     Some(kib / 1024)
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn main() {
     let mut missed = false;
     for (vms, hosts, runs, target, disks) in [
@@ -216,17 +214,7 @@ fn main() {
         (10_000, 500, 5, Duration::from_millis(150), true),
     ] {
         let (desired, observed) = fleet(vms, hosts, 0.3, disks);
-        let mut times = Vec::new();
-        let mut plan: Option<Plan> = None;
-        for _ in 0..runs {
-            let start = Instant::now();
-            let p = plan::plan(black_box(&desired), black_box(&observed));
-            times.push(start.elapsed());
-            plan = Some(black_box(p));
-        }
-        times.sort();
-        let p = plan.expect("at least one run");
-        let (best, median) = (times[0], times[times.len() / 2]);
+        let (p, best, median) = timing::time_plan(&desired, &observed, runs);
         let rss = peak_rss_mib().map_or("?".to_string(), |m| format!("{m} MiB"));
         println!(
             "plan: {vms} VMs{} / {hosts} hosts, {} moves: best {}, median {}; peak RSS {rss}",
