@@ -99,7 +99,7 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
             .map(|(v, h)| {
                 (
                     v.clone(),
-                    VmSpec {
+                    std::sync::Arc::new(VmSpec {
                         name: v.clone(),
                         host: h.clone(),
                         choice: None,
@@ -107,7 +107,7 @@ fn desired(fleet: &FleetSpec, goal: &BTreeMap<String, String>, policy: Policy) -
                         adapters: None,
                         origin: Origin::default(),
                         priority: 0,
-                    },
+                    }),
                 )
             })
             .collect(),

@@ -192,7 +192,7 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
         });
         desired.vms.insert(
             name.clone(),
-            VmSpec {
+            std::sync::Arc::new(VmSpec {
                 name,
                 host: if choice.is_some() {
                     host_name(g * GROUP)
@@ -204,7 +204,7 @@ fn fleet(vms: usize, hosts: usize, choosers: usize, rules: usize) -> (Desired, O
                 fallback: Vec::new(),
                 adapters: None,
                 origin: Origin::default(),
-            },
+            }),
         );
     }
     (desired, observed, bound)

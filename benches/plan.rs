@@ -177,7 +177,7 @@ fn fleet(vms: usize, hosts: usize, moving: f64, disks: bool) -> (Desired, Observ
         );
         desired.vms.insert(
             name.clone(),
-            VmSpec {
+            std::sync::Arc::new(VmSpec {
                 name,
                 host: host_name(want),
                 choice: None,
@@ -191,7 +191,7 @@ fn fleet(vms: usize, hosts: usize, moving: f64, disks: bool) -> (Desired, Observ
                 }]),
                 origin: Origin::default(),
                 priority: 0,
-            },
+            }),
         );
     }
     observed.vms = vms_map;

@@ -334,7 +334,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
         });
         vms.insert(
             vm_name(i),
-            VmSpec {
+            std::sync::Arc::new(VmSpec {
                 name: vm_name(i),
                 host: host_name(v.want),
                 choice: None,
@@ -342,7 +342,7 @@ fn build(g: &Gen) -> (FleetSpec, Desired) {
                 adapters,
                 origin: Origin::default(),
                 priority: 0,
-            },
+            }),
         );
     }
     let desired = Desired {

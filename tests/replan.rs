@@ -223,6 +223,66 @@ fn a_new_spec_keeps_a_retrys_attempt_count_and_starts_unrelated_work_at_once() {
     );
 }
 
+/// Hands a new spec to the loop from inside its first round's report,
+/// that is after the round planned and before it decides to end.
+struct HandOver {
+    control: Arc<Control>,
+    next: Mutex<Option<Arc<Desired>>>,
+    starts: Mutex<Vec<String>>,
+}
+
+impl Observer for HandOver {
+    fn event(&self, event: &Event) {
+        if let Event::MoveStarted { vm, .. } = event {
+            self.starts.lock().expect("lock").push(vm.clone());
+        }
+    }
+
+    fn wants_state(&self) -> bool {
+        true
+    }
+
+    fn state(&self, _: &Snapshot) {
+        if let Some(next) = self.next.lock().expect("lock").take() {
+            self.control.set_spec(next);
+        }
+    }
+}
+
+#[test]
+fn a_spec_handed_over_during_the_last_round_is_planned_before_the_loop_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fleet, desired) = load(
+        dir.path(),
+        &format!("{HOSTS}  vms:\n    - {{ name: web, host: hv01, memoryGiB: 1 }}\n"),
+        &format!("{DECL}  vms:\n    - {{ name: web, host: hv01 }}\n"),
+    );
+    let next = Arc::new(spec_only(
+        dir.path(),
+        &format!("{DECL}  vms:\n    - {{ name: web, host: hv02 }}\n"),
+    ));
+    let control = Control::new();
+    let observer = HandOver {
+        control: control.clone(),
+        next: Mutex::new(Some(next)),
+        starts: Mutex::new(Vec::new()),
+    };
+    let report = runtime().block_on(async {
+        let sim = Arc::new(Sim::in_memory(&fleet));
+        execute::converge(&desired, sim, &Options::default(), &observer, control)
+            .await
+            .expect("converge")
+    });
+    // In sync with the first spec, the loop would have ended after its
+    // first round; it plans the spec handed over meanwhile instead.
+    assert_eq!(
+        *observer.starts.lock().expect("lock"),
+        vec!["web".to_string()]
+    );
+    assert_eq!(report.moves, 1, "{report:?}");
+    assert!(report.converged, "{report:?}");
+}
+
 #[test]
 fn waits_say_why_slot_backup_and_retry() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -227,7 +227,7 @@ fn build(g: &Gen, failure_rate: f64) -> (FleetSpec, Desired) {
         .map(|(i, v)| {
             (
                 vm_name(i),
-                VmSpec {
+                std::sync::Arc::new(VmSpec {
                     name: vm_name(i),
                     host: host_name(v.want),
                     choice: None,
@@ -235,7 +235,7 @@ fn build(g: &Gen, failure_rate: f64) -> (FleetSpec, Desired) {
                     adapters: None,
                     origin: Origin::default(),
                     priority: 0,
-                },
+                }),
             )
         })
         .collect();

@@ -220,6 +220,12 @@ impl<'o> Engine<'o> {
                 self.decide(&plan, &observed)
             };
             let idle = self.tasks.is_empty() && decision.started == 0;
+            if decision.started > 0 {
+                // Let the moves just started reach the provider before the
+                // round is reported: at 100,000 VMs the report (every VM's
+                // condition) takes longer than starting them.
+                tokio::task::yield_now().await;
+            }
             if self.observer.wants_state() {
                 self.observer.state(&Snapshot {
                     desired: self.desired.clone(),
@@ -251,7 +257,9 @@ impl<'o> Engine<'o> {
                 t.elapsed().as_secs_f64() * 1000.0
             );
             let done = idle && (stopping || decision.wake.is_none());
-            if done && (stopping || !self.forever) {
+            // A spec handed over during this round is planned now, not
+            // after the loop ends and its caller starts another.
+            if done && (stopping || !self.forever) && (stopping || !self.control.spec_pending()) {
                 self.report.interrupted = stopping;
                 // What still waits (a move window) says why it was not done.
                 let mut left = decision.blocked;
@@ -518,7 +526,8 @@ impl<'o> Engine<'o> {
                     .get(vm)
                     .map(|v| v.adapters.as_slice())
                     .unwrap_or(&[]);
-                let targets = adapters::after_move_targets(self.desired.vms.get(vm), before);
+                let targets =
+                    adapters::after_move_targets(self.desired.vms.get(vm).map(Arc::as_ref), before);
                 self.moves_started += 1;
                 self.flights.insert(
                     vm.clone(),
@@ -558,7 +567,8 @@ impl<'o> Engine<'o> {
             ActionKind::SetAcls { vm, adapter, .. }
             | ActionKind::Connect { vm, adapter, .. }
             | ActionKind::SetVlan { vm, adapter, .. } => {
-                let target = adapters::declared_target(self.desired.vms.get(vm), adapter);
+                let target =
+                    adapters::declared_target(self.desired.vms.get(vm).map(Arc::as_ref), adapter);
                 let n = self.fixes.entry((vm.clone(), adapter.clone())).or_default();
                 *n += 1;
                 if *n > MAX_FIXES {

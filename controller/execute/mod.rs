@@ -296,6 +296,11 @@ impl Control {
         self.wake.notify_one();
     }
 
+    /// Whether a new spec waits for the loop's next re-plan.
+    fn spec_pending(&self) -> bool {
+        self.spec.lock().is_ok_and(|s| s.is_some())
+    }
+
     fn take_spec(&self) -> Option<Arc<Desired>> {
         self.spec.lock().ok().and_then(|mut s| s.take())
     }

@@ -468,7 +468,7 @@ impl<'a> Builder<'a> {
     fn hop_host(&self, p: &Pending) -> Option<String> {
         let vm = self.observed.vms.get(&p.want.vm)?;
         let from = self.observed.hosts.get(&p.from)?;
-        let switches = needed_switches(self.desired.vms.get(&p.want.vm), vm);
+        let switches = needed_switches(self.desired.vms.get(&p.want.vm).map(|s| &**s), vm);
         self.observed
             .hosts
             .values()

@@ -5,10 +5,17 @@
 //! `Moving`, a ready one held back is `Waiting` with the gate's reason, a
 //! fix done is `InSync` at once), so the status file is never older than
 //! the last event. Events feed the metrics, the log and the notices.
+//!
+//! Turning a picture into conditions takes longer than the re-plan at
+//! 100,000 VMs, so it is not done on the executor's loop: pictures go to a
+//! task of their own ([`Pictures`]), which applies the newest one and
+//! drops those a newer one replaced before it got to them. The loop goes
+//! straight back to waiting, and a commit that arrives meanwhile is
+//! planned at once.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::execute::{Event, Observer, Snapshot};
 use crate::spec::human_seconds;
@@ -22,6 +29,63 @@ pub(super) struct JobObserver {
     pub live: Arc<Live>,
     pub metrics: Arc<Metrics>,
     pub notices: Option<NoticeFn>,
+    pub pictures: Arc<Pictures>,
+}
+
+/// Pictures of the executor's loop on their way to the live status.
+#[derive(Default)]
+pub(super) struct Pictures {
+    /// The newest picture not yet applied, with the [`Live::epoch`] it was
+    /// taken in.
+    next: Mutex<Option<(Snapshot, u64)>>,
+    /// A task is applying pictures.
+    busy: AtomicBool,
+}
+
+impl Pictures {
+    fn take(&self) -> Option<(Snapshot, u64)> {
+        self.next.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Applies pictures until none is left. Exactly one caller runs this at
+    /// a time (`busy`); a picture left after it stops starts another.
+    fn drain(self: Arc<Self>, live: Arc<Live>) {
+        loop {
+            while let Some((s, epoch)) = self.take() {
+                apply(&live, &s, epoch);
+            }
+            self.busy.store(false, Ordering::SeqCst);
+            // A picture put in after the last take and before `busy` fell
+            // found the task still busy: take it here.
+            let left = self
+                .next
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some();
+            if !left || self.busy.swap(true, Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+}
+
+/// Sets the live conditions from a picture, unless a pass has set them
+/// since it was taken.
+fn apply(live: &Live, s: &Snapshot, epoch: u64) {
+    let vms = conditions_of(s);
+    {
+        let mut status = live.lock();
+        if live.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        status.fleet.observe(&s.desired, &s.observed);
+        if status.vms == vms {
+            return;
+        }
+        status.vms = vms;
+    }
+    live.touched.store(true, Ordering::SeqCst);
+    live.changed.notify_one();
 }
 
 impl Observer for JobObserver {
@@ -31,6 +95,12 @@ impl Observer for JobObserver {
             Event::MoveStarted { .. } => self.metrics.move_started(),
             Event::MoveFinished { error: Some(_), .. } => self.metrics.move_failed(),
             _ => {}
+        }
+        if matches!(
+            event,
+            Event::MoveStarted { .. } | Event::MoveFinished { .. } | Event::AdapterFixed { .. }
+        ) {
+            self.live.changes.fetch_add(1, Ordering::SeqCst);
         }
         if matches!(
             event,
@@ -50,17 +120,17 @@ impl Observer for JobObserver {
     }
 
     fn state(&self, s: &Snapshot) {
-        let vms = conditions_of(s);
-        {
-            let mut live = self.live.lock();
-            live.fleet.observe(&s.desired, &s.observed);
-            if live.vms == vms {
-                return;
-            }
-            live.vms = vms;
+        let epoch = self.live.epoch.load(Ordering::SeqCst);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            apply(&self.live, s, epoch);
+            return;
+        };
+        *self.pictures.next.lock().unwrap_or_else(|e| e.into_inner()) = Some((s.clone(), epoch));
+        if self.pictures.busy.swap(true, Ordering::SeqCst) {
+            return;
         }
-        self.live.touched.store(true, Ordering::SeqCst);
-        self.live.changed.notify_one();
+        let (pictures, live) = (self.pictures.clone(), self.live.clone());
+        runtime.spawn(async move { pictures.drain(live) });
     }
 }
 
@@ -137,5 +207,88 @@ fn log_event(event: &Event) {
             tracing::info!("{} move(s) wait: {why}", vms.len())
         }
         Event::WindowWait { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::Provider;
+    use crate::provider::sim::Sim;
+    use crate::spec::Desired;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+    }
+
+    /// A picture of a one-VM world that berth does not manage.
+    async fn picture() -> Snapshot {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fleet.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: berth/v1\nkind: Fleet\nspec:\n  hosts:\n    - { name: hv01, memoryGiB: 64 }\n  vms:\n    - { name: web, host: hv01, memoryGiB: 1 }\n",
+        )
+        .expect("write");
+        let fleet = crate::spec::load_fleet(&path).expect("fleet");
+        let observed = Sim::in_memory(&fleet).observe().await.expect("observe");
+        let desired = Desired::default();
+        let plan = crate::plan::plan(&desired, &observed);
+        Snapshot {
+            desired: Arc::new(desired),
+            observed: Arc::new(observed),
+            plan: Arc::new(plan),
+            moving: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            blocked: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_picture_taken_before_a_pass_set_the_conditions_is_dropped() {
+        runtime().block_on(async {
+            let live = Live::default();
+            let s = picture().await;
+            apply(&live, &s, 0);
+            assert_eq!(live.lock().vms.len(), 1, "applied in its own epoch");
+            // A pass sets the conditions (here: none) and moves the epoch on.
+            live.lock().vms.clear();
+            live.epoch.fetch_add(1, Ordering::SeqCst);
+            apply(&live, &s, 0);
+            assert!(live.lock().vms.is_empty(), "the older picture is dropped");
+            apply(&live, &s, 1);
+            assert_eq!(live.lock().vms.len(), 1);
+        });
+    }
+
+    #[test]
+    fn pictures_are_applied_on_a_task_of_their_own_newest_last() {
+        runtime().block_on(async {
+            let live = Arc::new(Live::default());
+            let observer = JobObserver {
+                live: live.clone(),
+                metrics: Arc::new(Metrics::default()),
+                notices: None,
+                pictures: Arc::default(),
+            };
+            let s = picture().await;
+            let mut empty = s.clone();
+            empty.observed = Arc::new(crate::provider::Observed::default());
+            observer.state(&empty);
+            observer.state(&s);
+            assert!(
+                live.lock().vms.is_empty(),
+                "nothing is computed on the caller's task"
+            );
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(live.lock().vms.len(), 1, "the newest picture is in force");
+            assert!(!observer.pictures.busy.load(Ordering::SeqCst));
+        });
     }
 }

@@ -140,12 +140,12 @@ fn same_spec(a: &Desired, b: &Desired) -> bool {
 }
 
 fn log_spec_change(old: &Desired, new: &Desired) {
-    let gone: Vec<&str> = old
-        .vms
-        .keys()
-        .filter(|k| !new.vms.contains_key(*k))
-        .map(String::as_str)
-        .collect();
+    let mut gone: Vec<&str> = Vec::new();
+    crate::spec::changes::zip_maps(&old.vms, &new.vms, |k, _, now| {
+        if now.is_none() {
+            gone.push(k);
+        }
+    });
     tracing::info!(
         "the spec changed: {}",
         crate::spec::SpecChanges::between(old, new)

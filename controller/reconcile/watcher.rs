@@ -59,9 +59,11 @@ impl Drop for DirWatcher {
 }
 
 /// Starts watching `dir`: a burst of relevant changes sends one
-/// [`Signal::FilesChanged`] to `out` once it has been quiet for `debounce`
-/// (the debouncer's own window is `debounce` too, so a single save is
-/// reported about twice `debounce` after it).
+/// [`Signal::FilesChanged`] to `out` once it has been quiet for `debounce`.
+/// The quiet time is split in two halves: the debouncer's own window (each
+/// path quiet for half of it) and the settler's (no batch for the other
+/// half), so a single save is reported about `debounce` after it, not
+/// twice that.
 pub fn watch(
     dir: &Path,
     debounce: Duration,
@@ -72,54 +74,51 @@ pub fn watch(
     let (tx, rx) = std_mpsc::channel::<Msg>();
     let callback_tx = tx.clone();
     let filter_dir = dir.clone();
-    let debouncer = new_debouncer(
-        debounce.max(Duration::from_millis(10)),
-        None,
-        move |result: DebounceEventResult| {
-            let msg = match result {
-                Ok(events) => {
-                    let mut relevant = false;
-                    let mut rearm = false;
-                    for e in &events {
-                        if e.need_rescan() {
+    let half = (debounce / 2).max(Duration::from_millis(5));
+    let debouncer = new_debouncer(half, None, move |result: DebounceEventResult| {
+        let msg = match result {
+            Ok(events) => {
+                let mut relevant = false;
+                let mut rearm = false;
+                for e in &events {
+                    if e.need_rescan() {
+                        relevant = true;
+                        rearm = true;
+                        continue;
+                    }
+                    if !kind_matters(&e.kind) {
+                        continue;
+                    }
+                    for p in &e.paths {
+                        if p == &filter_dir {
                             relevant = true;
                             rearm = true;
-                            continue;
-                        }
-                        if !kind_matters(&e.kind) {
-                            continue;
-                        }
-                        for p in &e.paths {
-                            if p == &filter_dir {
-                                relevant = true;
-                                rearm = true;
-                            } else if path_matters(&filter_dir, p) {
-                                relevant = true;
-                            }
+                        } else if path_matters(&filter_dir, p) {
+                            relevant = true;
                         }
                     }
-                    relevant.then_some(Msg::Changed { rearm })
                 }
-                Err(errors) => {
-                    for e in &errors {
-                        tracing::warn!("watching the documents: {e}");
-                    }
-                    // Something may have been missed: look again.
-                    Some(Msg::Changed { rearm: true })
-                }
-            };
-            if let Some(m) = msg {
-                let _ = callback_tx.send(m);
+                relevant.then_some(Msg::Changed { rearm })
             }
-        },
-    )?;
+            Err(errors) => {
+                for e in &errors {
+                    tracing::warn!("watching the documents: {e}");
+                }
+                // Something may have been missed: look again.
+                Some(Msg::Changed { rearm: true })
+            }
+        };
+        if let Some(m) = msg {
+            let _ = callback_tx.send(m);
+        }
+    })?;
     let mut settler = Settler {
         debouncer,
         dir,
         parent,
         armed: false,
         parent_armed: false,
-        quiet: debounce,
+        quiet: half,
     };
     settler.arm();
     if !settler.armed {

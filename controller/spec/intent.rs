@@ -237,7 +237,7 @@ impl Collected {
                     }
                 },
             };
-            if let Some(spec) = desired.vms.get_mut(&vm) {
+            if let Some(spec) = desired.vms.get_mut(&vm).map(std::sync::Arc::make_mut) {
                 if let Some(first) = choice.hosts.first() {
                     spec.host = first.clone();
                 }

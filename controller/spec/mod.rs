@@ -6,7 +6,7 @@
 //! downstream (providers, planner, executor) consumes the typed model only.
 
 mod cache;
-mod changes;
+pub(crate) mod changes;
 mod diag;
 mod duration;
 mod escape;
@@ -75,6 +75,8 @@ pub(crate) fn load_with(
     HashMap<PathBuf, cache::Cached>,
     usize,
 ) {
+    let started = std::time::Instant::now();
+    let mut merging = std::time::Duration::ZERO;
     let mut sink = Sink::default();
     let files = load::discover(paths, &mut sink);
     let keep = prior.is_some();
@@ -149,9 +151,11 @@ pub(crate) fn load_with(
                 sink.append(file_sink);
                 if let Some((parts, keep)) = read {
                     documents += parts.len();
+                    let t = std::time::Instant::now();
                     for part in parts {
                         merger.add(part, &mut sink);
                     }
+                    merging += t.elapsed();
                     if let Some(cached) = keep {
                         kept.insert(cached.file.path.clone(), cached);
                     }
@@ -177,7 +181,15 @@ pub(crate) fn load_with(
             ),
         );
     }
+    let read = started.elapsed();
     let desired = merger.finish(&mut sink);
+    tracing::debug!(
+        "loaded {} files: read, parsed and merged in {:.1} ms (merging {:.1} ms), settled in {:.1} ms",
+        files.len(),
+        read.as_secs_f64() * 1000.0,
+        merging.as_secs_f64() * 1000.0,
+        (started.elapsed() - read).as_secs_f64() * 1000.0
+    );
     (sink.finish(desired), kept, hits.into_inner())
 }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -23,8 +24,11 @@ pub struct Desired {
     pub policy: Policy,
     /// Declared hosts by name.
     pub hosts: BTreeMap<String, HostSpec>,
-    /// Declared VMs by name.
-    pub vms: BTreeMap<String, VmSpec>,
+    /// Declared VMs by name. Shared: a load that reuses a file's parsed
+    /// documents reuses its VMs, and two loads compare them by address
+    /// first, so a one-file commit in a large spec neither copies nor
+    /// compares the VMs of the other files.
+    pub vms: BTreeMap<String, Arc<VmSpec>>,
     /// The one Controller document, if any.
     pub controller: Option<ControllerSpec>,
     /// Fleet documents found among the paths (validated, not desired state).
@@ -93,7 +97,7 @@ pub struct RuleSpec {
 }
 
 /// Where a VM may run when berth chooses (`hosts` or `hostGroup`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
     /// Candidate hosts (declared), in declaration order.
     pub hosts: Vec<String>,
@@ -161,7 +165,7 @@ pub struct HostSpec {
 }
 
 /// A declared VM.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
     /// Name.
     pub name: String,
@@ -182,7 +186,7 @@ pub struct VmSpec {
 }
 
 /// A managed adapter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdapterSpec {
     /// Adapter name.
     pub name: String,
@@ -202,6 +206,8 @@ impl PartialEq for Origin {
         true
     }
 }
+
+impl Eq for Origin {}
 
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

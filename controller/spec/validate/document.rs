@@ -170,7 +170,7 @@ fn vm(ctx: &DocCtx, vm: &VmRaw, sink: &mut Sink) -> Option<VmPart> {
         fallback_at,
         choice,
         usable,
-        spec: VmSpec {
+        spec: std::sync::Arc::new(VmSpec {
             name: vm_name,
             host: host.unwrap_or_default(),
             choice: None,
@@ -178,7 +178,7 @@ fn vm(ctx: &DocCtx, vm: &VmRaw, sink: &mut Sink) -> Option<VmPart> {
             adapters,
             origin,
             priority,
-        },
+        }),
     })
 }
 

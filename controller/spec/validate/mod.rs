@@ -74,7 +74,8 @@ struct ControllerPart {
 /// One VM entry with a usable name.
 #[derive(Debug, Clone)]
 struct VmPart {
-    spec: VmSpec,
+    /// Shared with every load that keeps this document (see [`Desired::vms`]).
+    spec: std::sync::Arc<VmSpec>,
     /// Whether its `host` (if any) is a valid name; an entry with a bad
     /// host still takes its name (a later entry of it is a duplicate).
     usable: bool,
@@ -113,7 +114,7 @@ pub(crate) struct Merger {
 }
 
 struct VmRefs {
-    vm: String,
+    vm: std::sync::Arc<VmSpec>,
     host_at: Option<Origin>,
     fallback_at: Vec<Origin>,
 }
@@ -174,16 +175,20 @@ impl Merger {
             self.desired.hosts.insert(host.name.clone(), host);
         }
         for vm in part.vms {
-            if let Some(prev) = self.desired.vms.get(&vm.spec.name) {
-                sink.push(
-                    Diagnostic::new(
-                        vm.spec.origin,
-                        format!("VM `{}` is declared twice", vm.spec.name),
-                    )
-                    .with_related("first declared here", prev.origin.clone()),
-                );
-                continue;
-            }
+            use std::collections::btree_map::Entry;
+            let slot = match self.desired.vms.entry(vm.spec.name.clone()) {
+                Entry::Occupied(prev) => {
+                    sink.push(
+                        Diagnostic::new(
+                            vm.spec.origin.clone(),
+                            format!("VM `{}` is declared twice", vm.spec.name),
+                        )
+                        .with_related("first declared here", prev.get().origin.clone()),
+                    );
+                    continue;
+                }
+                Entry::Vacant(slot) => slot,
+            };
             if !vm.usable {
                 continue;
             }
@@ -191,11 +196,11 @@ impl Merger {
                 self.intent.choose(&vm.spec.name, choice);
             }
             self.vm_refs.push(VmRefs {
-                vm: vm.spec.name.clone(),
+                vm: vm.spec.clone(),
                 host_at: vm.host_at,
                 fallback_at: vm.fallback_at,
             });
-            self.desired.vms.insert(vm.spec.name.clone(), vm.spec);
+            slot.insert(vm.spec);
         }
         self.intent.extend(part.intent);
         if let Some(st) = part.status {
@@ -226,19 +231,19 @@ impl Merger {
     /// Checks that VM hosts and fallbacks name declared hosts.
     fn references(&mut self, sink: &mut Sink) {
         let hosts: Vec<&str> = self.desired.hosts.keys().map(String::as_str).collect();
+        // One hash lookup a reference, not a search of the ordered map.
+        let declared: std::collections::HashSet<&str> = hosts.iter().copied().collect();
         for r in &self.vm_refs {
-            let Some(vm) = self.desired.vms.get(&r.vm) else {
-                continue;
-            };
+            let vm = &r.vm;
             let mut check = |host: &str, origin: &Origin, what: &str| {
-                if self.desired.hosts.contains_key(host) {
+                if declared.contains(host) {
                     return;
                 }
                 let mut d = Diagnostic::new(
                     origin.clone(),
                     format!(
                         "VM `{}` names {what} `{host}`, which is not a declared host",
-                        r.vm
+                        vm.name
                     ),
                 );
                 d = match closest(host, hosts.iter().copied()) {
