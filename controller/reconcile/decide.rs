@@ -1,0 +1,268 @@
+//! What a pass decides once the spec is read: observe the fleet (or take
+//! the look started when the files changed), plan (or reuse the last plan
+//! when nothing it depends on changed), set the conditions, and choose
+//! the [`Action`]: hand the plan to the executor, or requeue.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::time::Instant;
+
+use crate::execute;
+use crate::plan;
+use crate::provider::{Observed, Provider};
+use crate::spec::{Desired, human_seconds};
+
+use super::status::{self, Condition};
+use super::{Action, IN_FLIGHT_POLL, Memo, Outcome, Reconciler, Trigger, status_window};
+
+/// An observation started when files changed, so that it runs while the
+/// documents are read (at 100,000 VMs each takes about a tenth of a
+/// second, on a core of its own). Only the next pass uses it, and after a
+/// job only if the job changed nothing on the fleet since it started (no
+/// move started or ended, no adapter fixed) and it is younger than
+/// [`PREFETCH_FRESH`]; else it is dropped and the pass looks again.
+pub(super) struct Prefetch {
+    pub(super) started: Instant,
+    /// [`super::Live`]'s `changes` when it started.
+    pub(super) changes: u64,
+    pub(super) observation: tokio::task::JoinHandle<Observation>,
+}
+
+/// How old a prefetched observation may be when a job ends.
+pub(super) const PREFETCH_FRESH: Duration = Duration::from_secs(2);
+
+pub(super) type Observation = Result<Observed, String>;
+
+impl Reconciler {
+    /// Starts observing the fleet on a task of its own, for the next pass
+    /// (see [`Prefetch`]).
+    pub(super) fn prefetch_observation(&mut self) {
+        if self.prefetch.is_some() {
+            return;
+        }
+        let provider = self.provider.clone();
+        let timeout = self.settings.observe_timeout;
+        self.prefetch = Some(Prefetch {
+            started: Instant::now(),
+            changes: self.live.changes.load(Ordering::SeqCst),
+            observation: tokio::spawn(async move { observe(provider.as_ref(), timeout).await }),
+        });
+    }
+
+    pub(super) async fn observe_and_decide(
+        &mut self,
+        desired: Arc<Desired>,
+        trigger: Trigger,
+    ) -> (Outcome, Action) {
+        let t = std::time::Instant::now();
+        let observation = match self.prefetch.take() {
+            Some(p) => match p.observation.await {
+                Ok(o) => o,
+                Err(e) => Err(format!("cannot observe the fleet: {e}")),
+            },
+            None => observe(self.provider.as_ref(), self.settings.observe_timeout).await,
+        };
+        let observed = match observation {
+            Ok(o) => o,
+            Err(message) => return self.provider_down(message),
+        };
+        self.provider_up();
+        self.phases.observe = t.elapsed();
+        let t = std::time::Instant::now();
+        let closed = execute::window::closed(&desired, self.provider.as_ref(), &self.settings.exec);
+        let window = closed.as_ref().map(execute::window::waiting_reason);
+        // The plan and the conditions are pure functions of the spec, the
+        // holds, the observation and the move window: when none of them changed since the
+        // last pass (a quiet resync), the last ones are reused.
+        let holds = self
+            .book
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .holds_for(&desired);
+        let memo = match self.memo.take() {
+            Some(m)
+                if Arc::ptr_eq(&m.desired, &desired)
+                    && m.holds == holds
+                    && m.window == window
+                    && m.observed.hosts == observed.hosts
+                    && m.observed.vms == observed.vms =>
+            {
+                m
+            }
+            _ => {
+                let plan = plan::plan_with_holds(&desired, &observed, &holds);
+                let mut conditions =
+                    status::conditions(&desired, &observed, &plan, desired.policy.suspend);
+                for (vm, reason) in &self.job_blocked {
+                    if let Some(e) = conditions.get_mut(vm)
+                        && e.condition == Condition::Pending
+                    {
+                        e.condition = Condition::Blocked;
+                        e.reason = Some(reason.clone());
+                    }
+                }
+                if let Some(why) = &window {
+                    status_window::mark_waiting(&mut conditions, &plan, why);
+                }
+                self.live.touched.store(true, Ordering::SeqCst);
+                Memo {
+                    desired: desired.clone(),
+                    holds,
+                    observed: Arc::new(observed),
+                    plan: Arc::new(plan),
+                    conditions,
+                    window: window.clone(),
+                }
+            }
+        };
+        self.phases.plan = t.elapsed();
+        let plan = &memo.plan;
+        let suspended = desired.policy.suspend;
+        let mut refused_vms = None;
+        let interval = self.interval();
+        let changes = plan.actions.len();
+        let limit = desired.policy.max_moves_per_apply;
+        let decision = if suspended {
+            self.after_job = None;
+            (Outcome::Suspended { changes }, Action::Requeue(interval))
+        } else if changes == 0 && plan.in_flight.is_empty() {
+            self.after_job = None;
+            (Outcome::InSync, Action::Requeue(interval))
+        } else if changes == 0 {
+            (
+                Outcome::Deferred { changes },
+                Action::Requeue(interval.min(IN_FLIGHT_POLL)),
+            )
+        } else if let Some(closed) = &closed
+            && plan::fixes_only(plan).actions.is_empty()
+        {
+            // Outside every move window with only moves to make: look
+            // again when the window opens (or at the next resync).
+            let opens = closed.wait(self.provider.now()).unwrap_or(interval);
+            (
+                Outcome::Deferred { changes },
+                Action::Requeue(interval.min(opens).max(Duration::from_secs(1))),
+            )
+        } else if !trigger.may_act() {
+            let delay = self
+                .after_job
+                .get_or_insert_with(|| {
+                    ExponentialBuilder::new()
+                        .with_min_delay(Duration::from_secs(5))
+                        .with_max_delay(interval)
+                        .with_factor(2.0)
+                        .without_max_times()
+                        .build()
+                })
+                .next()
+                .unwrap_or(interval)
+                .min(interval);
+            (Outcome::Deferred { changes }, Action::Requeue(delay))
+        } else if plan.moves() > limit as usize {
+            let why = format!(
+                "not started: the plan has {} moves, more than policy.maxMovesPerApply ({limit})",
+                plan.moves()
+            );
+            tracing::error!("{why}; raise the limit or split the change; nothing was moved");
+            let mut vms = memo.conditions.clone();
+            for a in plan.actions.iter().filter(|a| a.kind.is_move()) {
+                if let Some(vm) = vms.get_mut(a.kind.vm()) {
+                    vm.reason = Some(format!(
+                        "{}; {why}",
+                        vm.reason.as_deref().unwrap_or("pending")
+                    ));
+                }
+            }
+            refused_vms = Some(vms);
+            (
+                Outcome::Refused {
+                    moves: plan.moves(),
+                    limit,
+                },
+                Action::Requeue(interval),
+            )
+        } else {
+            (
+                Outcome::Started {
+                    actions: changes,
+                    moves: plan.moves(),
+                },
+                Action::AwaitJob,
+            )
+        };
+        // The conditions go in before the job starts: its first events
+        // (on another thread) must land on top of them, not under them.
+        // Unless a job's events changed them since, they are already there.
+        let refused = refused_vms.is_some();
+        let mut live = self.live.lock();
+        if let Some(vms) = refused_vms {
+            live.vms = vms;
+            self.live.epoch.fetch_add(1, Ordering::SeqCst);
+        } else if self.live.touched.swap(false, Ordering::SeqCst) {
+            live.vms = memo.conditions.clone();
+            self.live.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        live.suspended = suspended;
+        live.fleet.observe(&desired, &memo.observed);
+        drop(live);
+        // A refusal's reasons are not the memo's: write the memo's next time.
+        self.live.touched.store(refused, Ordering::SeqCst);
+        self.metrics.set_suspended(suspended);
+        if decision.1 == Action::AwaitJob {
+            self.start_job(execute::Seed {
+                desired: desired.clone(),
+                observed: memo.observed.clone(),
+                plan: memo.plan.clone(),
+            });
+        }
+        self.memo = Some(memo);
+        decision
+    }
+
+    fn provider_down(&mut self, message: String) -> (Outcome, Action) {
+        let delay = self
+            .retry
+            .get_or_insert_with(|| {
+                ExponentialBuilder::new()
+                    .with_min_delay(self.settings.retry_min)
+                    .with_max_delay(self.settings.retry_max)
+                    .with_factor(2.0)
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(self.settings.retry_max);
+        let retry_in = human_seconds(delay.as_secs_f64());
+        if self.provider_error.as_deref() == Some(message.as_str()) {
+            tracing::warn!("{message}; retrying in {retry_in}");
+        } else {
+            tracing::error!("{message}; retrying in {retry_in}");
+        }
+        self.metrics.provider_failed(true);
+        self.provider_error = Some(message);
+        (Outcome::ProviderDown, Action::Requeue(delay))
+    }
+
+    fn provider_up(&mut self) {
+        if self.provider_error.take().is_some() {
+            tracing::info!("the provider answers again");
+        }
+        self.retry = None;
+        self.metrics.provider_failed(false);
+    }
+}
+
+/// One observation of the fleet, bounded by `timeout`.
+async fn observe(provider: &dyn Provider, timeout: Duration) -> Observation {
+    match tokio::time::timeout(timeout, provider.observe()).await {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(format!("cannot observe the fleet: {e}")),
+        Err(_) => Err(format!(
+            "cannot observe the fleet: no answer within {}",
+            human_seconds(timeout.as_secs_f64())
+        )),
+    }
+}
