@@ -238,19 +238,16 @@ where
         },
     );
     let head = head?;
-    let mut events = head.events;
-    let mut vms: Vec<V> = Vec::new();
-    for part in read {
-        let part = part?;
-        events += part.events.saturating_sub(PART_EVENTS);
-        if vms.is_empty() {
-            vms = part.value;
-        } else {
-            vms.extend(part.value);
-        }
-    }
+    let read = read.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let events = read.iter().fold(head.events, |n, part| {
+        n + part.events.saturating_sub(PART_EVENTS)
+    });
     if events > budget.events {
         return Err(not("event budget"));
+    }
+    let mut vms = Vec::with_capacity(read.iter().map(|part| part.value.len()).sum());
+    for part in read {
+        vms.extend(part.value);
     }
     let mut doc = head.value;
     set_vms(&mut doc, vms);
