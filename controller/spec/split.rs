@@ -31,17 +31,19 @@
 //! - A part starts at a line that starts an item; read on its own, it is a
 //!   list at column `j` as in the document. If a cut fell inside a quoted
 //!   scalar or a flow collection (a line inside one may look like an item
-//!   start), the part before it ends inside it and gives up; a block scalar
-//!   or plain scalar cannot hold a line at column `j` (its lines are
-//!   indented past its key, which is past `j`). A part is read with the
-//!   depth of the list in the document, its positions moved by the lines
-//!   and bytes before it (a part starts at a line start, so columns stay),
-//!   and the events of the parts and the head together must fit the
-//!   document's budget, counted as one read would count them.
-//! - Outside the items, saphyr-parser checks a line's indentation only
-//!   against the innermost block collection, which is at `j` or deeper
-//!   both in a part and in the document; lines indented less than `j` are
-//!   refused anyway, except blanks and comments.
+//!   start), the part before it ends inside it and gives up; a block
+//!   scalar's or plain scalar's lines are indented past the node that holds
+//!   it, which is the list at `j` or deeper, so a line at `j` ends it. A
+//!   part is read with the depth of the list in the document, its
+//!   positions moved by the lines and bytes before it (a part starts at a
+//!   line start, so columns stay), and the events of the parts and the
+//!   head together must fit the document's budget, counted as one read
+//!   would count them.
+//! - Only what lies outside the list differs between a part and the
+//!   document. Inside an item, saphyr-parser checks indentation against the
+//!   innermost block collection, which is the list or deeper in both; and
+//!   the lines indented less than `j` that are let through are blanks and
+//!   comments, which end nothing.
 //! - Lone carriage returns (line breaks to YAML, not to a line scan) are
 //!   refused; the printable check covers every byte: the head, the rest of
 //!   the `vms:` line, and every part.

@@ -507,3 +507,48 @@ fn small_documents_and_few_items_are_read_whole() {
     let _ = read(&text, b, EVERY_ITEM, set_fleet);
     assert_eq!(super::SPLITS.with(std::cell::Cell::get), 1);
 }
+
+/// A world shaped like the scale benchmark's (hosts in flow style, VMs in
+/// block style with adapters and ACLs), of at least `bytes` bytes.
+fn world(bytes: usize) -> String {
+    let mut s = String::from(
+        "apiVersion: berth/v1\nkind: Fleet\nspec:\n  seed: 1\n  faults: { dropAclsOnMigration: false }\n  hosts:\n",
+    );
+    for h in 0..100 {
+        s += &format!(
+            "    - {{ name: hv-{h:04}, memoryGiB: 1024, maxMigrations: 4, switches: [Prod-0, Prod-1], migrationRateMiBps: 100000 }}\n"
+        );
+    }
+    s += "  vms:\n";
+    let mut id = 0;
+    while s.len() < bytes {
+        s += &format!(
+            "    - name: vm-{id:06}\n      host: hv-{:04}\n      memoryGiB: 4\n      networkAdapters:\n        - name: Network Adapter\n          switch: Prod-{}\n          vlanId: {}\n          acls:\n            - {{ action: allow, direction: inbound, remoteAddress: 10.{}.0.0/16, localPort: \"443\", protocol: tcp, weight: 10, stateful: true }}\n            - {{ action: deny, direction: both, weight: 100 }}\n",
+            id % 100,
+            id % 2,
+            10 + id % 4_000,
+            id % 256
+        );
+        id += 1;
+    }
+    s
+}
+
+#[test]
+fn the_standard_sizes_split_a_large_world_as_the_whole_read() {
+    let text = world(super::SPLIT_BYTES);
+    let b = budget(&text);
+    let standard = Sizes::standard();
+    assert!(standard.parts >= 2);
+    // Plain `Debug` (positions included): the pretty form of 25,000 VMs
+    // takes seconds to write in a debug build.
+    let got = read_split(&text, b, standard, set_fleet).map(|d| format!("{d:?}"));
+    let whole = fast::from_str::<FleetDocument>(&text, b).map(|d| format!("{d:?}"));
+    assert!(
+        got.as_ref()
+            .is_ok_and(|g| whole.as_ref().is_ok_and(|w| g == w)),
+        "split {:?}, whole {:?}",
+        got.err(),
+        whole.err()
+    );
+}
