@@ -85,13 +85,14 @@ pub(crate) struct Sizes {
 
 impl Sizes {
     /// [`SPLIT_BYTES`], parts of [`PART_BYTES`] or more, and two parts a
-    /// core, so a core that finishes early takes another.
+    /// core, so a core that finishes early takes another; one core reads
+    /// documents whole.
     pub fn standard() -> Self {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         Sizes {
             min_doc: SPLIT_BYTES,
             min_part: PART_BYTES,
-            parts: cores * 2,
+            parts: if cores > 1 { cores * 2 } else { 1 },
         }
     }
 }
