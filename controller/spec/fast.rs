@@ -83,6 +83,66 @@ fn give_up<T>(why: &str) -> Result<T, GiveUp> {
 /// Reads one YAML document (the slice of a file that the pre-scan found)
 /// into `T`, or gives up; positions are relative to `text`.
 pub(crate) fn from_str<T: DeserializeOwned>(text: &str, budget: Budget) -> Result<T, GiveUp> {
+    read(text, budget, Place::default(), None).map(|r| r.value)
+}
+
+/// Where a text that is one part of a document sits in that document
+/// (all zero for a whole document): `split.rs` reads a long list in parts.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Place {
+    /// Lines of the document before the text's first line.
+    pub line: u64,
+    /// Bytes of the document before the text's first byte.
+    pub byte: u64,
+    /// Mappings and lists around the text's root node in the document,
+    /// which count towards the depth budget as they would there.
+    pub depth: usize,
+}
+
+/// A value read, and how many parser events reading it took (stream and
+/// document events included).
+#[derive(Debug)]
+pub(crate) struct Read<T> {
+    pub value: T,
+    pub events: usize,
+}
+
+/// Reads `text`, one part of a document that starts at a line start, as if
+/// it stood at `place` in that document: positions are the document's,
+/// and the depth budget counts the nodes around it. The text must be one
+/// YAML document on its own (for a part, its root is a list).
+pub(crate) fn read_part<T: DeserializeOwned>(
+    text: &str,
+    budget: Budget,
+    place: Place,
+) -> Result<Read<T>, GiveUp> {
+    read(text, budget, place, None)
+}
+
+/// Reads `text` as a whole document, and gives up unless the list that
+/// starts at byte `list_at` is read, as a list, as the value of `vms` in
+/// the mapping that is the value of `spec` in the root mapping: how
+/// `split.rs` knows that the `[]` it put into the head of a document is
+/// `spec.vms` and not, say, text inside a scalar.
+pub(crate) fn read_head<T: DeserializeOwned>(
+    text: &str,
+    budget: Budget,
+    list_at: usize,
+) -> Result<Read<T>, GiveUp> {
+    let watch = Watch {
+        at: list_at,
+        path: Vec::new(),
+        found: false,
+    };
+    read(text, budget, Place::default(), Some(watch))
+}
+
+fn read<T: DeserializeOwned>(
+    text: &str,
+    budget: Budget,
+    place: Place,
+    watch: Option<Watch>,
+) -> Result<Read<T>, GiveUp> {
     // saphyr-parser lets some characters through that YAML forbids and
     // serde-saphyr refuses (raw control characters in quoted scalars):
     // such a document is the careful path's.
@@ -92,12 +152,14 @@ pub(crate) fn from_str<T: DeserializeOwned>(text: &str, budget: Budget) -> Resul
     let mut de = De {
         parser: Parser::new_from_str(text),
         peeked: None,
-        depth: 0,
+        depth: place.depth,
         events: 0,
         budget,
         text,
         ascii: text.is_ascii(),
         cursor: (0, 0),
+        place,
+        watch,
     };
     match de.next()?.0 {
         Event::StreamStart => {}
@@ -113,15 +175,22 @@ pub(crate) fn from_str<T: DeserializeOwned>(text: &str, budget: Budget) -> Resul
         _ => return give_up("trailing content"),
     }
     match de.next()?.0 {
-        Event::StreamEnd => Ok(value),
-        _ => give_up("more than one document"),
+        Event::StreamEnd => {}
+        _ => return give_up("more than one document"),
     }
+    if de.watch.as_ref().is_some_and(|w| !w.found) {
+        return give_up("the list looked for is not spec.vms");
+    }
+    Ok(Read {
+        value,
+        events: de.events,
+    })
 }
 
 /// Whether every character is one YAML allows in a stream (`c-printable`:
 /// tab, line feed, carriage return, the printable ASCII range, NEL and the
 /// printable rest of Unicode).
-fn printable(text: &str) -> bool {
+pub(crate) fn printable(text: &str) -> bool {
     if text
         .bytes()
         .all(|b| matches!(b, b'\t' | b'\n' | b'\r' | 0x20..=0x7e))
@@ -146,7 +215,25 @@ struct De<'a> {
     ascii: bool,
     /// The last (character index, byte offset) converted, for non-ASCII text.
     cursor: (usize, usize),
+    /// Where `text` sits in its document.
+    place: Place,
+    /// The list [`read_head`] looks for, if any.
+    watch: Option<Watch>,
 }
+
+/// What [`read_head`] looks for, and the keys it has seen on the way.
+struct Watch {
+    /// Byte offset of the list's `[`.
+    at: usize,
+    /// For each open mapping or list, from the root: whether the last key
+    /// read in it is the one on the way to `spec.vms` (`spec` in the root,
+    /// `vms` one level down); always false for a list.
+    path: Vec<bool>,
+    found: bool,
+}
+
+/// The keys on the way from the root to the list [`read_head`] looks for.
+const WATCHED_PATH: [&str; 2] = ["spec", "vms"];
 
 /// A scalar's text and style.
 struct Scalar<'a> {
@@ -206,7 +293,8 @@ impl<'a> De<'a> {
         b
     }
 
-    /// The position of a node as serde-saphyr reports it.
+    /// The position of a node as serde-saphyr reports it, relative to
+    /// `text` (see [`Place`] for the document's).
     fn loc(&mut self, span: Span) -> [u64; 4] {
         let start = self.byte(span.start.index());
         let end = self.byte(span.end.index());
@@ -234,7 +322,45 @@ impl<'a> De<'a> {
         if self.depth > self.budget.depth {
             return give_up("depth budget");
         }
+        if let Some(w) = &mut self.watch {
+            w.path.push(false);
+        }
         Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+        if let Some(w) = &mut self.watch {
+            w.path.pop();
+        }
+    }
+
+    /// For [`read_head`]: notes the list starting at `span`, giving up if
+    /// it is the one looked for but not where it should be.
+    fn watch_list(&mut self, span: Span) -> Result<(), GiveUp> {
+        if self.watch.is_none() {
+            return Ok(());
+        }
+        let at = self.byte(span.start.index());
+        if let Some(w) = &mut self.watch
+            && w.at == at
+        {
+            if w.path != [true, true] {
+                return give_up("the list looked for is not spec.vms");
+            }
+            w.found = true;
+        }
+        Ok(())
+    }
+
+    /// For [`read_head`]: notes the key just read in the innermost mapping.
+    fn watch_key(&mut self, key: &str) {
+        if let Some(w) = &mut self.watch {
+            let level = w.path.len();
+            if let Some(last) = w.path.last_mut() {
+                *last = WATCHED_PATH.get(level - 1) == Some(&key);
+            }
+        }
     }
 
     /// Skips one node and everything in it.
@@ -460,6 +586,8 @@ impl<'de> de::Deserializer<'de> for &mut De<'_> {
                     loc[3] = end as u64 + 1;
                 }
             }
+            loc[0] += self.place.line;
+            loc[2] += self.place.byte;
             return v.visit_seq(Spanned {
                 de: self,
                 loc: Some(loc),
@@ -470,8 +598,8 @@ impl<'de> de::Deserializer<'de> for &mut De<'_> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, GiveUp> {
-        match self.next()?.0 {
-            Event::SequenceStart(0, None) => {}
+        match self.next()? {
+            (Event::SequenceStart(0, None), span) => self.watch_list(span)?,
             _ => return give_up("not a list"),
         }
         self.enter()?;
@@ -480,7 +608,7 @@ impl<'de> de::Deserializer<'de> for &mut De<'_> {
             Event::SequenceEnd => {}
             _ => return give_up("list not finished"),
         }
-        self.depth -= 1;
+        self.leave();
         Ok(value)
     }
 
@@ -566,7 +694,7 @@ impl<'a> De<'a> {
             Event::MappingEnd => {}
             _ => return give_up("mapping not finished"),
         }
-        self.depth -= 1;
+        self.leave();
         Ok(value)
     }
 }
@@ -602,7 +730,8 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, GiveUp> {
-        match &self.de.peek()?.0 {
+        let watching = self.de.watch.is_some();
+        let watched = match &self.de.peek()?.0 {
             Event::MappingEnd => return Ok(None),
             Event::Scalar(key, ..) => {
                 if key == "<<" {
@@ -614,8 +743,12 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_> {
                     }
                     seen.push(key.to_string());
                 }
+                watching.then(|| key.to_string())
             }
             _ => return give_up("complex key"),
+        };
+        if let Some(key) = watched {
+            self.de.watch_key(&key);
         }
         seed.deserialize(&mut *self.de).map(Some)
     }

@@ -1,7 +1,9 @@
 //! The fast path must read every document exactly as the careful path does:
 //! same values, same positions, same diagnostics. These tests parse each
-//! input twice, once as `load` does and once with the fast path off, and
-//! compare everything the loader hands on.
+//! input three times, once as `load` does, once with every Fleet and
+//! Placement document's `spec.vms` list cut at every item start
+//! (`split.rs`), and once with the fast path off, and compare everything
+//! the loader hands on.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,18 +12,39 @@ use proptest::prelude::*;
 
 use super::diag::{Sink, SourceFile};
 use super::load::{CAREFUL_ONLY, parse_file};
+use super::split::{SPLITS, Sizes, TEST_SIZES};
+
+/// How a test has the loader read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Path {
+    /// As `load` does.
+    Fast,
+    /// As `load` does, with every document split where it can be.
+    Split,
+    /// The careful path alone.
+    Careful,
+}
+
+/// Split every document, at every item start.
+const SPLIT_ALWAYS: Sizes = Sizes {
+    min_doc: 0,
+    min_part: 1,
+    parts: usize::MAX,
+};
 
 /// Everything the loader produces for `text`, as text.
-fn parsed(text: &str, careful_only: bool) -> String {
+fn parsed(text: &str, path: Path) -> String {
     let file = Arc::new(SourceFile::new(
         PathBuf::from("t.yaml"),
         text.to_string(),
         0,
     ));
-    CAREFUL_ONLY.with(|c| c.set(careful_only));
+    CAREFUL_ONLY.with(|c| c.set(path == Path::Careful));
+    TEST_SIZES.with(|c| c.set((path == Path::Split).then_some(SPLIT_ALWAYS)));
     let mut sink = Sink::default();
     let docs = parse_file(&file, &mut sink);
     CAREFUL_ONLY.with(|c| c.set(false));
+    TEST_SIZES.with(|c| c.set(None));
     let bodies: Vec<String> = docs
         .iter()
         .map(|d| format!("{} {} {:?}", d.ctx.line_offset, d.ctx.byte_offset, d.body))
@@ -35,8 +58,15 @@ fn parsed(text: &str, careful_only: bool) -> String {
 }
 
 fn agree(text: &str) -> Result<(), TestCaseError> {
-    let fast = parsed(text, false);
-    let careful = parsed(text, true);
+    let careful = parsed(text, Path::Careful);
+    for path in [Path::Fast, Path::Split] {
+        agree_with(text, path, &careful)?;
+    }
+    Ok(())
+}
+
+fn agree_with(text: &str, path: Path, careful: &str) -> Result<(), TestCaseError> {
+    let fast = parsed(text, path);
     if fast != careful {
         // Point at the first difference; the whole dump is long.
         let at = fast
@@ -52,9 +82,10 @@ fn agree(text: &str) -> Result<(), TestCaseError> {
         };
         prop_assert!(
             false,
-            "the paths differ:\nfast:    ...{}\ncareful: ...{}\ninput:\n{}",
+            "the paths differ:\n{:?}: ...{}\ncareful: ...{}\ninput:\n{}",
+            path,
             near(&fast),
-            near(&careful),
+            near(careful),
             text
         );
     }
@@ -152,6 +183,21 @@ fn the_fast_path_reads_the_examples_exactly_as_the_careful_path() {
         agree(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
     agree(RICH).expect("agree");
+}
+
+#[test]
+fn the_split_path_takes_the_rich_documents() {
+    // Or the property tests would not exercise it.
+    SPLITS.with(|n| n.set(0));
+    let _ = parsed(RICH, Path::Split);
+    // The Placement document (the Fleet has one VM: nothing to split).
+    assert_eq!(SPLITS.with(std::cell::Cell::get), 1);
+    let _ = parsed(RICH, Path::Fast);
+    assert_eq!(
+        SPLITS.with(std::cell::Cell::get),
+        1,
+        "small documents are read whole"
+    );
 }
 
 #[test]

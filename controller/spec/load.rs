@@ -8,10 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
 use super::diag::{Diagnostic, Loc, Origin, Sink, SourceFile};
 use super::raw::{ControllerDocument, FleetDocument, Header, PlacementDocument, Sp};
+use super::split::FastRead;
 
 /// The one supported `apiVersion`.
 pub const API_VERSION: &str = "berth/v1";
@@ -571,16 +570,11 @@ fn parse_document(
     }
 }
 
-fn parse_as<T: DeserializeOwned>(
-    ctx: &DocCtx,
-    text: &str,
-    kind: &str,
-    sink: &mut Sink,
-) -> Option<T> {
+fn parse_as<T: FastRead>(ctx: &DocCtx, text: &str, kind: &str, sink: &mut Sink) -> Option<T> {
     // Well-formed documents take the fast path; anything it does not read
     // exactly as the careful path would, it leaves to the careful path.
     if fast_path_on()
-        && let Ok(v) = super::fast::from_str::<T>(text, super::fast::Budget::for_bytes(text.len()))
+        && let Ok(v) = T::read_fast(text, super::fast::Budget::for_bytes(text.len()))
     {
         return Some(v);
     }

@@ -17,6 +17,7 @@ mod intent;
 mod load;
 pub mod model;
 pub mod raw;
+mod split;
 mod storage;
 mod structure;
 mod validate;
