@@ -300,7 +300,15 @@ where
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // Failures found are kept beside this file (not in a folder of their
+    // own at the top of the repository).
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn split_reads_generated_documents_as_the_whole_read(doc in doc()) {
