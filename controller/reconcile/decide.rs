@@ -25,14 +25,14 @@ use super::{Action, IN_FLIGHT_POLL, Memo, Outcome, Reconciler, Trigger, status_w
 /// move started or ended, no adapter fixed) and it is younger than
 /// [`PREFETCH_FRESH`]; else it is dropped and the pass looks again.
 pub(super) struct Prefetch {
-    pub(super) started: Instant,
+    started: Instant,
     /// [`super::Live`]'s `changes` when it started.
-    pub(super) changes: u64,
-    pub(super) observation: tokio::task::JoinHandle<Observation>,
+    changes: u64,
+    observation: tokio::task::JoinHandle<Observation>,
 }
 
 /// How old a prefetched observation may be when a job ends.
-pub(super) const PREFETCH_FRESH: Duration = Duration::from_secs(2);
+const PREFETCH_FRESH: Duration = Duration::from_secs(2);
 
 pub(super) type Observation = Result<Observed, String>;
 
@@ -50,6 +50,27 @@ impl Reconciler {
             changes: self.live.changes.load(Ordering::SeqCst),
             observation: tokio::spawn(async move { observe(provider.as_ref(), timeout).await }),
         });
+    }
+
+    /// Drops the prefetched observation, if any (it would be stale).
+    pub(super) fn drop_prefetch(&mut self) {
+        if let Some(p) = self.prefetch.take() {
+            p.observation.abort();
+        }
+    }
+
+    /// After a job ended: drops the prefetched observation unless the job
+    /// changed nothing on the fleet since it started and it is younger
+    /// than [`PREFETCH_FRESH`].
+    pub(super) fn drop_stale_prefetch(&mut self) {
+        let changes = self.live.changes.load(Ordering::SeqCst);
+        if self
+            .prefetch
+            .as_ref()
+            .is_some_and(|p| p.changes != changes || p.started.elapsed() > PREFETCH_FRESH)
+        {
+            self.drop_prefetch();
+        }
     }
 
     pub(super) async fn observe_and_decide(

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use backon::ExponentialBackoff;
 
-use decide::{PREFETCH_FRESH, Prefetch};
+use decide::Prefetch;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
@@ -412,13 +412,7 @@ impl Reconciler {
                     }
                 }
                 Some(result) = job_rx.recv() => {
-                    let changes = self.live.changes.load(Ordering::SeqCst);
-                    if self.prefetch.as_ref().is_some_and(|p| {
-                        p.changes != changes || p.started.elapsed() > PREFETCH_FRESH
-                    }) && let Some(p) = self.prefetch.take()
-                    {
-                        p.observation.abort();
-                    }
+                    self.drop_stale_prefetch();
                     let trigger = if self.job_ended(result) {
                         Trigger::SpecChanged
                     } else {
@@ -500,9 +494,7 @@ impl Reconciler {
     /// Stops, waits for running moves (bounded), writes the final status.
     async fn shutdown(mut self, job_rx: &mut mpsc::UnboundedReceiver<JobResult>) -> Summary {
         let mut abandoned = Vec::new();
-        if let Some(p) = self.prefetch.take() {
-            p.observation.abort();
-        }
+        self.drop_prefetch();
         if let Some(control) = self.job.as_ref().map(|j| j.control.clone()) {
             control.stop();
             let running = control.running_jobs();
@@ -589,9 +581,7 @@ impl Reconciler {
         };
         // An observation started for this pass and not used (no valid
         // spec) would be stale by the next one.
-        if let Some(p) = self.prefetch.take() {
-            p.observation.abort();
-        }
+        self.drop_prefetch();
         self.live.lock().fleet.pass_ended();
         let t = std::time::Instant::now();
         let counts = self.write_status();
