@@ -23,7 +23,7 @@
 //! SCALE_ONLY=plan or SCALE_ONLY=watch runs one half; SCALE_BERTH=PATH
 //! runs another `berth` binary (an older build, to compare).
 //! SCALE_KEEP=DIR only writes the world into DIR (`DIR/spec`,
-//! `DIR/fleet.yaml`), for profiling by hand. SCALE_LOG=FILE keeps the watch process's log at debug level in FILE:
+//! `DIR/fleet.yaml`; SCALE_DRIFT=0 writes it in sync), for profiling by hand. SCALE_LOG=FILE keeps the watch process's log at debug level in FILE:
 //! each pass and each round of the loop says where its time went.
 
 use std::fmt::Write as _;
@@ -53,8 +53,13 @@ fn main() {
     };
     let writes = size("SCALE_WRITES", 4);
     if let Some(dir) = std::env::var_os("SCALE_KEEP") {
-        // Only write the world (with its 1% drift) for profiling by hand.
-        generate(Path::new(&dir), shape, 0.01);
+        // Only write the world for profiling by hand: with the plan
+        // half's 1% drift, or SCALE_DRIFT=0 for the watch half's world.
+        let drift = std::env::var("SCALE_DRIFT")
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.01);
+        generate(Path::new(&dir), shape, drift);
         println!("scale: wrote the world to {}", Path::new(&dir).display());
         return;
     }
