@@ -335,7 +335,7 @@ fn synthetic(hosts: usize, vms: usize) -> Status {
             7 => (Condition::Unmanaged, None),
             _ => (Condition::InSync, None),
         };
-        doc.vms.insert(
+        std::sync::Arc::make_mut(&mut doc.vms).insert(
             name,
             VmStatus {
                 condition,

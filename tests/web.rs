@@ -272,7 +272,7 @@ fn the_fleet_page_shows_hosts_moves_and_blocked_vms_and_filters() {
         assert!(card.contains(&format!("/ {capacity}")), "{card}");
         assert!(card.contains("migrations "), "{card}");
     }
-    for (vm, v) in &status.vms {
+    for (vm, v) in status.vms.iter() {
         let host = v.host.as_deref().expect("observed");
         let card = between(hosts, &format!("data-host=\"{host}\""), "</article>").expect("card");
         assert!(

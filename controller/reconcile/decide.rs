@@ -15,6 +15,7 @@ use crate::plan;
 use crate::provider::{Observed, Provider};
 use crate::spec::{Desired, human_seconds};
 
+use super::fleet_view::HostsSeen;
 use super::status::{self, Condition};
 use super::{Action, IN_FLIGHT_POLL, Memo, Outcome, Reconciler, Trigger, status_window};
 
@@ -114,27 +115,38 @@ impl Reconciler {
                 m
             }
             _ => {
-                let plan = plan::plan_with_holds(&desired, &observed, &holds);
-                let mut conditions =
-                    status::conditions(&desired, &observed, &plan, desired.policy.suspend);
-                for (vm, reason) in &self.job_blocked {
-                    if let Some(e) = conditions.get_mut(vm)
-                        && e.condition == Condition::Pending
-                    {
-                        e.condition = Condition::Blocked;
-                        e.reason = Some(reason.clone());
+                // The hosts' figures for the fleet page need only the spec
+                // and the observation: they are summed on another core
+                // while this one plans.
+                let (plan, conditions, hosts) = std::thread::scope(|s| {
+                    let hosts = s.spawn(|| HostsSeen::of(&desired, &observed));
+                    let plan = plan::plan_with_holds(&desired, &observed, &holds);
+                    let mut conditions =
+                        status::conditions(&desired, &observed, &plan, desired.policy.suspend);
+                    for (vm, reason) in &self.job_blocked {
+                        if let Some(e) = conditions.get_mut(vm)
+                            && e.condition == Condition::Pending
+                        {
+                            e.condition = Condition::Blocked;
+                            e.reason = Some(reason.clone());
+                        }
                     }
-                }
-                if let Some(why) = &window {
-                    status_window::mark_waiting(&mut conditions, &plan, why);
-                }
+                    if let Some(why) = &window {
+                        status_window::mark_waiting(&mut conditions, &plan, why);
+                    }
+                    let hosts = hosts
+                        .join()
+                        .unwrap_or_else(|_| HostsSeen::of(&desired, &observed));
+                    (plan, conditions, hosts)
+                });
                 self.live.touched.store(true, Ordering::SeqCst);
                 Memo {
                     desired: desired.clone(),
                     holds,
                     observed: Arc::new(observed),
                     plan: Arc::new(plan),
-                    conditions,
+                    conditions: Arc::new(conditions),
+                    hosts,
                     window: window.clone(),
                 }
             }
@@ -188,7 +200,7 @@ impl Reconciler {
                 plan.moves()
             );
             tracing::error!("{why}; raise the limit or split the change; nothing was moved");
-            let mut vms = memo.conditions.clone();
+            let mut vms = (*memo.conditions).clone();
             for a in plan.actions.iter().filter(|a| a.kind.is_move()) {
                 if let Some(vm) = vms.get_mut(a.kind.vm()) {
                     vm.reason = Some(format!(
@@ -220,14 +232,14 @@ impl Reconciler {
         let refused = refused_vms.is_some();
         let mut live = self.live.lock();
         if let Some(vms) = refused_vms {
-            live.vms = vms;
+            live.vms = Arc::new(vms);
             self.live.epoch.fetch_add(1, Ordering::SeqCst);
         } else if self.live.touched.swap(false, Ordering::SeqCst) {
             live.vms = memo.conditions.clone();
             self.live.epoch.fetch_add(1, Ordering::SeqCst);
         }
         live.suspended = suspended;
-        live.fleet.observe(&desired, &memo.observed);
+        live.fleet.install(memo.hosts.clone(), &memo.observed);
         drop(live);
         // A refusal's reasons are not the memo's: write the memo's next time.
         self.live.touched.store(refused, Ordering::SeqCst);

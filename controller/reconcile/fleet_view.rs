@@ -10,6 +10,7 @@
 //! while a long job runs.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,7 @@ pub struct FleetView {
     /// Memory of each running VM at the last observation, MiB (for the
     /// memory a live move takes on its destination).
     #[serde(skip)]
-    vm_memory: HashMap<String, u64>,
+    vm_memory: Arc<HashMap<String, u64>>,
 }
 
 impl PartialEq for FleetView {
@@ -118,12 +119,23 @@ pub struct MoveView {
     pub started_elsewhere: bool,
 }
 
-impl FleetView {
-    /// Refreshes hosts and moves from an observation.
-    pub fn observe(&mut self, desired: &Desired, observed: &Observed) {
+/// Each host's capacity and use as one observation shows them, and the
+/// memory of each running VM: the part of [`FleetView::observe`] that reads
+/// every VM (some 40 ms at 100,000 VMs). It depends only on the spec and
+/// the observation, so the loop computes it beside the plan and keeps it
+/// while neither changes.
+#[derive(Debug, Clone, Default)]
+pub(super) struct HostsSeen {
+    hosts: BTreeMap<String, HostView>,
+    vm_memory: Arc<HashMap<String, u64>>,
+}
+
+impl HostsSeen {
+    /// Sums up `observed`'s hosts.
+    pub(super) fn of(desired: &Desired, observed: &Observed) -> Self {
         let caps = Caps::new(desired, observed);
         let used = observed.memory_used();
-        self.vm_memory = observed
+        let vm_memory = observed
             .vms
             .values()
             .filter(|v| v.state.is_live())
@@ -138,7 +150,7 @@ impl FleetView {
                 }
             }
         }
-        self.hosts = observed
+        let hosts = observed
             .hosts
             .values()
             .map(|h| {
@@ -166,6 +178,24 @@ impl FleetView {
                 (h.name.clone(), view)
             })
             .collect();
+        HostsSeen {
+            hosts,
+            vm_memory: Arc::new(vm_memory),
+        }
+    }
+}
+
+impl FleetView {
+    /// Refreshes hosts and moves from an observation.
+    pub fn observe(&mut self, desired: &Desired, observed: &Observed) {
+        self.install(HostsSeen::of(desired, observed), observed);
+    }
+
+    /// Refreshes hosts and moves from an observation whose hosts were
+    /// already summed up (off the loop's path, see [`HostsSeen::of`]).
+    pub(super) fn install(&mut self, seen: HostsSeen, observed: &Observed) {
+        self.hosts = seen.hosts;
+        self.vm_memory = seen.vm_memory;
         // A move berth follows stays until its end event, while the VM is
         // still on its source; one started elsewhere stays while the fleet
         // shows it. An observation older than a move's start does not show
@@ -339,8 +369,10 @@ mod tests {
         let mut v = FleetView::default();
         v.hosts.insert("hv01".into(), host(8192));
         v.hosts.insert("hv02".into(), host(0));
-        v.vm_memory.insert("web-01".into(), 4096);
-        v.vm_memory.insert("db-01".into(), 2048);
+        v.vm_memory = Arc::new(HashMap::from([
+            ("web-01".into(), 4096),
+            ("db-01".into(), 2048),
+        ]));
         v
     }
 

@@ -268,7 +268,9 @@ struct Memo {
     holds: BTreeMap<String, String>,
     observed: Arc<Observed>,
     plan: Arc<plan::Plan>,
-    conditions: BTreeMap<String, VmStatus>,
+    conditions: Arc<BTreeMap<String, VmStatus>>,
+    /// The hosts' figures for the fleet page.
+    hosts: fleet_view::HostsSeen,
     /// Why moves wait for a move window, when they do.
     window: Option<String>,
 }
@@ -571,7 +573,7 @@ impl Reconciler {
         let (outcome, next) = match self.spec.desired.clone() {
             None => {
                 let mut live = self.live.lock();
-                live.vms.clear();
+                live.vms = Arc::default();
                 self.live.epoch.fetch_add(1, Ordering::SeqCst);
                 drop(live);
                 self.live.touched.store(true, Ordering::SeqCst);
@@ -691,17 +693,21 @@ impl Reconciler {
 
     /// Writes the status file (when there is one) and updates the VM gauges.
     fn write_status(&mut self) -> [u64; 6] {
-        let (counts, bytes) = {
+        // A copy is taken under the lock (the VMs are shared, the rest is
+        // small) and written out after it: the job's events wait on the lock,
+        // and at 100,000 VMs serialising takes tens of milliseconds.
+        let s = {
             let mut s = self.live.lock();
             s.updated_at = status::rfc3339(std::time::SystemTime::now());
             s.spec_error = self.spec.error.clone();
             s.provider_error = self.provider_error.clone();
             s.revision = self.revisions.revision.clone();
             s.attempted_revision = self.revisions.attempted.clone();
-            let bytes = (self.settings.status_file.is_some() || self.metrics.serves_status())
-                .then(|| status::to_bytes(&s));
-            (s.counts(), bytes)
+            s.clone()
         };
+        let bytes = (self.settings.status_file.is_some() || self.metrics.serves_status())
+            .then(|| status::to_bytes(&s));
+        let counts = s.counts();
         self.metrics.set_vms(counts);
         self.metrics.set_revisions(
             self.revisions.revision.as_deref(),

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use crate::execute::{Event, Observer, Snapshot};
 use crate::spec::human_seconds;
 
+use super::fleet_view::HostsSeen;
 use super::status::{self, Condition, VmStatus};
 use super::{Live, Metrics, Notice, NoticeFn};
 
@@ -73,16 +74,18 @@ impl Pictures {
 /// since it was taken.
 fn apply(live: &Live, s: &Snapshot, epoch: u64) {
     let vms = conditions_of(s);
+    // Summed before the lock is taken: the loop's own events wait on it.
+    let hosts = HostsSeen::of(&s.desired, &s.observed);
     {
         let mut status = live.lock();
         if live.epoch.load(Ordering::SeqCst) != epoch {
             return;
         }
-        status.fleet.observe(&s.desired, &s.observed);
-        if status.vms == vms {
+        status.fleet.install(hosts, &s.observed);
+        if *status.vms == vms {
             return;
         }
-        status.vms = vms;
+        status.vms = Arc::new(vms);
     }
     live.touched.store(true, Ordering::SeqCst);
     live.changed.notify_one();
@@ -256,7 +259,7 @@ mod tests {
             apply(&live, &s, 0);
             assert_eq!(live.lock().vms.len(), 1, "applied in its own epoch");
             // A pass sets the conditions (here: none) and moves the epoch on.
-            live.lock().vms.clear();
+            live.lock().vms = Arc::default();
             live.epoch.fetch_add(1, Ordering::SeqCst);
             apply(&live, &s, 0);
             assert!(live.lock().vms.is_empty(), "the older picture is dropped");
