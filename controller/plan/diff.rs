@@ -214,10 +214,6 @@ pub(super) fn targets(
         .map(|(name, h)| (name.as_str(), (h, in_maintenance(desired, name))))
         .collect();
     let observed_host = |name: &str| facts.get(name).map(|f| f.0);
-    let maintenance = |name: &str| match facts.get(name) {
-        Some(f) => f.1,
-        None => in_maintenance(desired, name),
-    };
     let not_in_fleet = |name: &str| Blocked {
         vm: name.to_string(),
         reason: "it is not in the fleet".to_string(),
@@ -241,7 +237,9 @@ pub(super) fn targets(
         if spec.is_none() {
             t.unmanaged.push(vm.name.clone());
         }
-        if observed_host(&vm.host).is_none() {
+        // Where it is, looked up once (a VM's host is looked up for its
+        // load, its goal and its reason).
+        let Some(&(here, here_maintenance)) = facts.get(vm.host.as_str()) else {
             if spec.is_some() {
                 t.blocked.push(Blocked {
                     vm: vm.name.clone(),
@@ -249,7 +247,7 @@ pub(super) fn targets(
                 });
             }
             continue;
-        }
+        };
         if let Some(to) = &vm.migrating_to {
             t.in_flight.push(InFlight {
                 vm: vm.name.clone(),
@@ -267,7 +265,7 @@ pub(super) fn targets(
                 reason: why.clone(),
             });
             if vm.state.is_live() {
-                *load.entry(vm.host.as_str()).or_default() += vm.memory_mib;
+                *load.entry(here.name.as_str()).or_default() += vm.memory_mib;
             }
             if let Some(s) = spec {
                 adapter_changes(s, vm, &mut t);
@@ -276,14 +274,22 @@ pub(super) fn targets(
         }
         if let Some(s) = spec.filter(|s| s.choice.is_some()) {
             // Counted where it is while pinned VMs are placed (most stay).
-            if vm.state.is_live() && !maintenance(&vm.host) {
-                *load.entry(vm.host.as_str()).or_default() += vm.memory_mib;
+            if vm.state.is_live() && !here_maintenance {
+                *load.entry(here.name.as_str()).or_default() += vm.memory_mib;
             }
             choosers.push(solve::Chooser { vm, spec: s });
             continue;
         }
-        let goal = match spec {
-            Some(s) if observed_host(&s.host).is_none() => {
+        // The declared host's facts: most VMs are where they belong.
+        let home = spec.map(|s| {
+            if s.host == vm.host {
+                Some((here, here_maintenance))
+            } else {
+                facts.get(s.host.as_str()).copied()
+            }
+        });
+        let goal: Option<&ObservedHost> = match (spec, home) {
+            (Some(s), Some(None)) => {
                 t.blocked.push(Blocked {
                     vm: vm.name.clone(),
                     reason: format!("its host {} is not in the fleet", s.host),
@@ -292,22 +298,23 @@ pub(super) fn targets(
             }
             // Home in maintenance: wait on a fallback (or, when none has
             // room, stay on a host that is fine): chosen below.
-            Some(s) if maintenance(&s.host) => None,
-            Some(s) => Some(s.host.as_str()),
-            None if maintenance(&vm.host) => None,
-            None => Some(vm.host.as_str()),
+            (Some(_), Some(Some((_, true)))) => None,
+            (Some(_), Some(Some((h, false)))) => Some(h),
+            _ if here_maintenance => None,
+            _ => Some(here),
         };
         match goal {
-            Some(g) => {
-                if let (true, Some(h)) = (vm.state.is_live(), observed_host(g)) {
-                    *load.entry(h.name.as_str()).or_default() += vm.memory_mib;
+            Some(h) => {
+                let g = h.name.as_str();
+                if vm.state.is_live() {
+                    *load.entry(g).or_default() += vm.memory_mib;
                 }
                 if g != vm.host {
                     *disk_load.entry(g.to_string()).or_default() += vm.local_disk_mib();
                 }
                 let reason = match spec {
                     Some(s) if g == s.host && s.fallback.contains(&vm.host) => Reason::Return,
-                    _ if maintenance(&vm.host) => Reason::Maintenance,
+                    _ if here_maintenance => Reason::Maintenance,
                     _ => Reason::Placement,
                 };
                 goals.push(Goal {
@@ -317,10 +324,10 @@ pub(super) fn targets(
                     reason,
                 });
             }
-            None if spec.is_some_and(|s| observed_host(&s.host).is_none()) => {
+            None if matches!(home, Some(None)) => {
                 // Blocked above; it stays where it is.
                 if vm.state.is_live() {
-                    *load.entry(vm.host.as_str()).or_default() += vm.memory_mib;
+                    *load.entry(here.name.as_str()).or_default() += vm.memory_mib;
                 }
             }
             None => evacuate.push(vm),
