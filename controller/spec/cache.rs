@@ -25,12 +25,27 @@ use super::diag::SourceFile;
 use super::validate::Part;
 use super::{Desired, SpecError};
 
-/// The documents of the files read by the last load, by path.
+/// The documents of the files read by the last load, by path, and its
+/// result when it was clean.
 #[derive(Debug, Default)]
 pub struct SpecCache {
     files: HashMap<PathBuf, Cached>,
+    merged: Option<Merged>,
     hits: usize,
     misses: usize,
+    patched: bool,
+}
+
+/// The last load's result, kept when it had no problem and settled no
+/// intent, so the next load of the same files can patch it.
+#[derive(Debug)]
+pub(crate) struct Merged {
+    /// The files it was merged from, in load order.
+    pub paths: Vec<PathBuf>,
+    /// What the load returned.
+    pub desired: Desired,
+    /// Whether a document declared a `policy`.
+    pub has_policy: bool,
 }
 
 /// One file as it was last read, and its checked documents.
@@ -40,15 +55,27 @@ pub(crate) struct Cached {
     pub parts: Vec<Part>,
 }
 
+/// What one load keeps for the next.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    /// Files that read and parsed cleanly, by path.
+    pub files: HashMap<PathBuf, Cached>,
+    /// The result, when it was clean and settled no intent.
+    pub merged: Option<Merged>,
+    /// Whether this load patched the last result.
+    pub patched: bool,
+}
+
 impl Cached {
     /// The kept file and its parts if `now` is the same text, moved to
-    /// `now`'s place in the load order (diagnostics sort by it).
-    pub(crate) fn reuse(self, now: &SourceFile) -> Option<(Arc<SourceFile>, Vec<Part>)> {
+    /// `now`'s place in the load order (diagnostics sort by it); else the
+    /// parts of the text it had.
+    pub(crate) fn reuse(self, now: &SourceFile) -> Result<(Arc<SourceFile>, Vec<Part>), Vec<Part>> {
         if self.file.text != now.text {
-            return None;
+            return Err(self.parts);
         }
         self.file.move_to(now.order());
-        Some((self.file, self.parts))
+        Ok((self.file, self.parts))
     }
 }
 
@@ -62,12 +89,24 @@ impl SpecCache {
     /// [`super::load`] does, parsing only files that changed since the
     /// last call.
     pub fn load(&mut self, paths: &[PathBuf]) -> Result<Desired, SpecError> {
-        let prior = std::mem::take(&mut self.files);
+        let prior = Kept {
+            files: std::mem::take(&mut self.files),
+            merged: self.merged.take(),
+            patched: false,
+        };
         let (result, kept, hits) = super::load_with(paths, Some(prior), &mut |_| {});
         self.hits = hits;
-        self.misses = kept.len().saturating_sub(hits);
-        self.files = kept;
+        self.misses = kept.files.len().saturating_sub(hits);
+        self.patched = kept.patched;
+        self.files = kept.files;
+        self.merged = kept.merged;
         result
+    }
+
+    /// Whether the last load patched the one before's result instead of
+    /// merging every file.
+    pub fn patched(&self) -> bool {
+        self.patched
     }
 
     /// Files the last load took from the cache instead of parsing.

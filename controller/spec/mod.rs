@@ -13,6 +13,7 @@ mod escape;
 mod fast;
 #[cfg(test)]
 mod fast_agree;
+mod fold;
 mod intent;
 mod load;
 pub mod model;
@@ -64,33 +65,33 @@ pub fn load_notify(
 }
 
 /// [`load`], reusing the checked documents of files in `prior` whose text
-/// is unchanged. With `prior`, returns the files to keep for the next load
-/// (those that parsed without a problem; without it, none are kept) and how
-/// many came from `prior`.
+/// is unchanged, and patching `prior`'s clean result when it can (see
+/// `fold`). With `prior`, returns what to keep for the next load (files that
+/// parsed without a problem, and the result when it was clean; without it,
+/// nothing is kept) and how many files came from `prior`.
 pub(crate) fn load_with(
     paths: &[PathBuf],
-    prior: Option<HashMap<PathBuf, cache::Cached>>,
+    prior: Option<cache::Kept>,
     on_controller: &mut dyn FnMut(&ControllerSpec),
-) -> (
-    Result<Desired, SpecError>,
-    HashMap<PathBuf, cache::Cached>,
-    usize,
-) {
+) -> (Result<Desired, SpecError>, cache::Kept, usize) {
     let started = std::time::Instant::now();
-    let mut merging = std::time::Duration::ZERO;
     let mut sink = Sink::default();
     let files = load::discover(paths, &mut sink);
     let keep = prior.is_some();
-    let mut prior = prior.unwrap_or_default();
+    let cache::Kept {
+        files: mut prior,
+        merged,
+        ..
+    } = prior.unwrap_or_default();
     let slots: Vec<Mutex<Option<cache::Cached>>> =
         files.iter().map(|p| Mutex::new(prior.remove(p))).collect();
     drop(prior);
-    let mut kept = HashMap::new();
     let hits = AtomicUsize::new(0);
-    let mut merger = validate::Merger::default();
-    let mut documents = 0usize;
+    // A walk that found problems is never patched: the full merge reports.
+    let mut fold = fold::Fold::new(keep, merged.filter(|_| sink.is_empty()), &files);
+    fold.take_sink(sink);
     // Files are read, parsed and checked on their own on every core; the
-    // parts are merged in file order as they arrive, so every message comes
+    // parts are folded in file order as they arrive, so every message comes
     // out in a stable order. With `prior`, a file whose text is unchanged
     // is neither parsed nor checked again: its parts are taken from it.
     let workers = std::thread::available_parallelism()
@@ -118,25 +119,30 @@ pub(crate) fn load_with(
                         .get(i)
                         .and_then(|s| s.lock().ok().and_then(|mut s| s.take()));
                     let read = file.map(|f| {
-                        let (file, parts) = match cached.and_then(|c| c.reuse(&f)) {
-                            Some(kept) => {
+                        let old = match cached.map(|c| c.reuse(&f)) {
+                            Some(Ok((file, parts))) => {
                                 hits.fetch_add(1, Ordering::Relaxed);
-                                kept
+                                return fold::Read {
+                                    file,
+                                    parts,
+                                    from: fold::From::Cache,
+                                };
                             }
-                            None => {
-                                let docs = load::parse_file(&f, &mut file_sink);
-                                (f, docs.iter().map(validate::convert).collect())
-                            }
+                            Some(Err(old)) => Some(old),
+                            None => None,
                         };
-                        // A file that did not parse cleanly is read again
-                        // next time, and says so again.
-                        let keep = (keep && file_sink.is_empty()).then(|| cache::Cached {
-                            file,
-                            parts: parts.clone(),
-                        });
-                        (parts, keep)
+                        let docs = load::parse_file(&f, &mut file_sink);
+                        fold::Read {
+                            file: f,
+                            parts: docs.iter().map(validate::convert).collect(),
+                            from: fold::From::Parsed(old),
+                        }
                     });
-                    if tx.send((i, read, file_sink)).is_err() {
+                    let arrived = fold::Arrived {
+                        sink: file_sink,
+                        read,
+                    };
+                    if tx.send((i, arrived)).is_err() {
                         break;
                     }
                 }
@@ -145,53 +151,36 @@ pub(crate) fn load_with(
         drop(tx);
         let mut pending = std::collections::BTreeMap::new();
         let mut want = 0usize;
-        let mut told = false;
-        for (i, read, file_sink) in rx {
-            pending.insert(i, (read, file_sink));
-            while let Some((read, file_sink)) = pending.remove(&want) {
-                sink.append(file_sink);
-                if let Some((parts, keep)) = read {
-                    documents += parts.len();
-                    let t = std::time::Instant::now();
-                    for part in parts {
-                        merger.add(part, &mut sink);
-                    }
-                    merging += t.elapsed();
-                    if let Some(cached) = keep {
-                        kept.insert(cached.file.path.clone(), cached);
-                    }
-                }
-                if !told && let Some(c) = merger.controller() {
-                    told = true;
-                    on_controller(c);
+        for (i, arrived) in rx {
+            pending.insert(i, arrived);
+            while let Some(arrived) = pending.remove(&want) {
+                if let Some(path) = files.get(want) {
+                    fold.add(path, arrived, on_controller);
                 }
                 want += 1;
             }
         }
     });
-    if documents == 0 && sink.is_empty() {
-        sink.error(
-            Origin::default(),
-            format!(
-                "no berth documents found in {}",
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
     let read = started.elapsed();
-    let desired = merger.finish(&mut sink);
+    let done = fold.finish(paths, &files, on_controller);
     tracing::debug!(
-        "loaded {} files: read, parsed and merged in {:.1} ms (merging {:.1} ms), settled in {:.1} ms",
+        "loaded {} files: read, parsed and merged in {:.1} ms (merging {:.1} ms), settled in {:.1} ms; {}",
         files.len(),
         read.as_secs_f64() * 1000.0,
-        merging.as_secs_f64() * 1000.0,
-        (started.elapsed() - read).as_secs_f64() * 1000.0
+        done.merging.as_secs_f64() * 1000.0,
+        (started.elapsed() - read).as_secs_f64() * 1000.0,
+        if done.patched {
+            format!("{} changed files patched into the last result", done.folded)
+        } else {
+            format!("{} files merged", done.folded)
+        }
     );
-    (sink.finish(desired), kept, hits.into_inner())
+    let kept = cache::Kept {
+        files: if keep { done.kept } else { HashMap::new() },
+        merged: done.merged.filter(|_| keep),
+        patched: done.patched,
+    };
+    (done.result, kept, hits.into_inner())
 }
 
 /// Loads the one Fleet document of a simulator world file.
