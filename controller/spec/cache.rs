@@ -31,6 +31,7 @@ use super::{Desired, SpecError};
 pub struct SpecCache {
     files: HashMap<PathBuf, Cached>,
     merged: Option<Merged>,
+    last: Option<LastRead>,
     hits: usize,
     misses: usize,
     patched: bool,
@@ -62,8 +63,40 @@ pub(crate) struct Kept {
     pub files: HashMap<PathBuf, Cached>,
     /// The result, when it was clean and settled no intent.
     pub merged: Option<Merged>,
+    /// What the load read, to tell whether the next one reads the same.
+    pub last: Option<LastRead>,
     /// Whether this load patched the last result.
     pub patched: bool,
+}
+
+/// What one load read: the walk's problems and each file, in load order.
+#[derive(Debug)]
+pub(crate) struct LastRead {
+    /// The walk's problems, as reported.
+    pub walk: String,
+    /// Each file the walk found, and how it read.
+    pub files: Vec<(PathBuf, Seen)>,
+}
+
+/// How one file read.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// Its text (parsed or not).
+    Text(Arc<SourceFile>),
+    /// It could not be read: the problems, as reported.
+    Failed(String),
+}
+
+impl Seen {
+    /// Whether a file read the same both times: a load that reads the same
+    /// files the same returns the same.
+    pub(crate) fn same(&self, now: &Seen) -> bool {
+        match (self, now) {
+            (Seen::Text(a), Seen::Text(b)) => Arc::ptr_eq(a, b) || a.text == b.text,
+            (Seen::Failed(a), Seen::Failed(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Cached {
@@ -89,9 +122,28 @@ impl SpecCache {
     /// [`super::load`] does, parsing only files that changed since the
     /// last call.
     pub fn load(&mut self, paths: &[PathBuf]) -> Result<Desired, SpecError> {
+        self.last = None;
+        match self.run(paths) {
+            Some(result) => result,
+            // Unreachable: without what the last load read, nothing stands.
+            None => super::load(paths),
+        }
+    }
+
+    /// [`SpecCache::load`], or `None` when every file under `paths` reads
+    /// exactly as in the last call (the same files, each with the same text
+    /// or the same failure to read): that call's result stands, and nothing
+    /// is parsed or merged. This is how `watch` tells a commit from a quiet
+    /// pass, reading each file once.
+    pub fn reload(&mut self, paths: &[PathBuf]) -> Option<Result<Desired, SpecError>> {
+        self.run(paths)
+    }
+
+    fn run(&mut self, paths: &[PathBuf]) -> Option<Result<Desired, SpecError>> {
         let prior = Kept {
             files: std::mem::take(&mut self.files),
             merged: self.merged.take(),
+            last: self.last.take(),
             patched: false,
         };
         let (result, kept, hits) = super::load_with(paths, Some(prior), &mut |_| {});
@@ -100,6 +152,7 @@ impl SpecCache {
         self.patched = kept.patched;
         self.files = kept.files;
         self.merged = kept.merged;
+        self.last = kept.last;
         result
     }
 
@@ -107,6 +160,12 @@ impl SpecCache {
     /// merging every file.
     pub fn patched(&self) -> bool {
         self.patched
+    }
+
+    /// Forgets what the last call read (not the parsed files), so the next
+    /// [`SpecCache::reload`] returns a result even if nothing changed.
+    pub fn forget_last_read(&mut self) {
+        self.last = None;
     }
 
     /// Files the last load took from the cache instead of parsing.

@@ -2,22 +2,31 @@
 //!
 //! Files arrive from the reading threads in any order; [`Fold`] takes them in
 //! load order (the caller reorders) and merges each file's parts as it comes,
-//! so every message comes out in a stable order. With a cache that holds the
-//! last load's clean result for the same files ([`Merged`]), it first only
-//! collects: if every file was read cleanly, the files whose text changed are
-//! patched into that result ([`validate::patch`]) instead of merging a
-//! hundred thousand VMs again. The moment that cannot be vouched for (a file
-//! that did not read or parse cleanly, one not in the cache, a patch that
-//! refuses), the files collected so far are merged in order and the load
-//! goes on as a full one, so the outcome is always what a full merge gives.
+//! so every message comes out in a stable order.
+//!
+//! With what the last load of the same cache kept, it first only holds the
+//! files, for two shortcuts:
+//!
+//! * **Unchanged.** When the walk found the same files and every file read
+//!   exactly as last time (the same text, or the same failure to read), the
+//!   load would return what the last one did; [`Finished::result`] is then
+//!   `None` and nothing is merged at all.
+//! * **Patch.** When the last load was clean ([`Merged`]), read the same
+//!   files, and every file read cleanly now, the files whose text changed
+//!   are patched into that result ([`validate::patch`]) instead of merging a
+//!   hundred thousand VMs again.
+//!
+//! The moment neither can be vouched for (or the patch refuses), the files
+//! held so far are merged in order and the load goes on as a full one, so
+//! the outcome is always what a full merge gives.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::SpecError;
-use super::cache::{Cached, Merged};
+use super::cache::{Cached, LastRead, Merged, Seen};
 use super::diag::{Origin, Sink, SourceFile};
 use super::model::{ControllerSpec, Desired};
 use super::validate::{self, Merger, Part};
@@ -51,18 +60,28 @@ pub(crate) enum From {
 
 /// What a fold ends with.
 pub(crate) struct Finished {
-    /// The load's result.
-    pub result: Result<Desired, SpecError>,
+    /// The load's result; `None` when every file read as in the last load,
+    /// whose result stands.
+    pub result: Option<Result<Desired, SpecError>>,
     /// Files that read and parsed cleanly, to keep (when keeping).
     pub kept: HashMap<PathBuf, Cached>,
     /// The result to patch next time, when keeping and it may be.
     pub merged: Option<Merged>,
+    /// What this load read, to tell the next one whether anything changed.
+    pub last: Option<LastRead>,
     /// Whether the last result was patched (else every file was merged).
     pub patched: bool,
     /// Time spent merging or patching.
     pub merging: Duration,
     /// Files merged, or changed files patched in.
     pub folded: usize,
+}
+
+/// A file taken while the load may still end without merging.
+struct Held {
+    path: PathBuf,
+    sink: Sink,
+    read: Option<Read>,
 }
 
 /// The fold of one load; see the module documentation.
@@ -72,10 +91,15 @@ pub(crate) struct Fold {
     sink: Sink,
     documents: usize,
     kept: HashMap<PathBuf, Cached>,
-    /// While the last result may still be patched: it, the files taken so
-    /// far (all clean and kept, none merged yet) and the changed ones among
-    /// them with their old parts.
-    patching: Option<Patching>,
+    /// Files taken but not merged, while a shortcut is still possible.
+    held: Option<Vec<Held>>,
+    /// The last clean result, while patching it is still possible.
+    base: Option<Merged>,
+    /// What the last load read, while this one may still be the same.
+    last: Option<LastRead>,
+    /// What this one read (kept for the next, when keeping).
+    seen: Vec<(PathBuf, Seen)>,
+    walk: String,
     told: bool,
     /// Whether the patched result has a `policy` document.
     has_policy: bool,
@@ -83,28 +107,43 @@ pub(crate) struct Fold {
     folded: usize,
 }
 
-struct Patching {
-    base: Merged,
-    taken: Vec<PathBuf>,
-    changed: Vec<(PathBuf, Vec<Part>)>,
-}
-
 impl Fold {
-    /// A fold that keeps clean files for the next load when `keep`, and may
-    /// patch `base` when it was merged from exactly `files`.
-    pub(crate) fn new(keep: bool, base: Option<Merged>, files: &[PathBuf]) -> Self {
-        let patching = base.filter(|b| b.paths == files).map(|base| Patching {
-            base,
-            taken: Vec::with_capacity(files.len()),
-            changed: Vec::new(),
+    /// A fold that keeps clean files for the next load when `keep`. `walk`
+    /// holds the directory walk's problems; `base` and `last` are what the
+    /// last load kept, used only if it found the same `files`.
+    pub(crate) fn new(
+        keep: bool,
+        walk: Sink,
+        base: Option<Merged>,
+        last: Option<LastRead>,
+        files: &[PathBuf],
+    ) -> Self {
+        let walk_text = walk
+            .diagnostics()
+            .iter()
+            .map(|d| format!("{d}\n"))
+            .collect::<String>();
+        let base = base.filter(|b| walk.is_empty() && b.paths == files);
+        let last = last.filter(|l| {
+            l.walk == walk_text
+                && l.files.len() == files.len()
+                && l.files.iter().zip(files).all(|((p, _), f)| p == f)
         });
+        let held =
+            (keep && (base.is_some() || last.is_some())).then(|| Vec::with_capacity(files.len()));
+        let mut sink = Sink::default();
+        sink.append(walk);
         Fold {
             keep,
             merger: Merger::default(),
-            sink: Sink::default(),
+            sink,
             documents: 0,
             kept: HashMap::new(),
-            patching,
+            held,
+            base,
+            last,
+            seen: Vec::with_capacity(if keep { files.len() } else { 0 }),
+            walk: walk_text,
             told: false,
             has_policy: false,
             merging: Duration::ZERO,
@@ -112,55 +151,60 @@ impl Fold {
         }
     }
 
-    /// Problems found before any file was read (the directory walk).
-    pub(crate) fn take_sink(&mut self, sink: Sink) {
-        self.sink.append(sink);
-    }
-
-    /// Takes the next file in load order.
+    /// Takes the next file (the `i`th) in load order.
     pub(crate) fn add(
         &mut self,
-        path: &PathBuf,
+        i: usize,
+        path: &Path,
         arrived: Arrived,
         on_controller: &mut dyn FnMut(&ControllerSpec),
     ) {
-        let Arrived { sink, read } = arrived;
-        if self.patching.is_none() {
-            return self.add_full(path, sink, read, on_controller);
+        if self.keep {
+            let seen = match &arrived.read {
+                Some(read) => Seen::Text(read.file.clone()),
+                None => Seen::Failed(
+                    arrived
+                        .sink
+                        .diagnostics()
+                        .iter()
+                        .map(|d| format!("{d}\n"))
+                        .collect(),
+                ),
+            };
+            if let Some(last) = &self.last
+                && !last.files.get(i).is_some_and(|(_, was)| was.same(&seen))
+            {
+                self.last = None;
+            }
+            self.seen.push((path.to_path_buf(), seen));
         }
-        let read = match read {
-            Some(read) if sink.is_empty() => read,
-            read => {
-                self.merge_taken();
-                return self.add_full(path, sink, read, on_controller);
+        if self.base.is_some() {
+            let clean = arrived.sink.is_empty()
+                && arrived
+                    .read
+                    .as_ref()
+                    .is_some_and(|r| !matches!(r.from, From::Parsed(None)));
+            if !clean {
+                self.base = None;
             }
-        };
-        // `None`: the file was not in the cache, so there is nothing to
-        // patch against; `Some(old)`: unchanged, or changed from `old`.
-        let change = match read.from {
-            From::Cache => Some(None),
-            From::Parsed(Some(old)) => Some(Some(old)),
-            From::Parsed(None) => None,
-        };
-        self.documents += read.parts.len();
-        self.keep_file(read.file, read.parts);
-        match (change, &mut self.patching) {
-            (Some(old), Some(p)) => {
-                p.taken.push(path.clone());
-                if let Some(old) = old {
-                    p.changed.push((path.clone(), old));
-                }
-            }
-            _ => {
-                self.merge_taken();
-                self.merge_file(path, on_controller);
-            }
+        }
+        if self.base.is_none() && self.last.is_none() {
+            self.merge_held(on_controller);
+        }
+        match &mut self.held {
+            Some(held) => held.push(Held {
+                path: path.to_path_buf(),
+                sink: arrived.sink,
+                read: arrived.read,
+            }),
+            None => self.merge(path, arrived.sink, arrived.read, on_controller),
         }
     }
 
-    fn add_full(
+    /// Merges one file's parts, and keeps it when it read cleanly.
+    fn merge(
         &mut self,
-        path: &PathBuf,
+        path: &Path,
         sink: Sink,
         read: Option<Read>,
         on_controller: &mut dyn FnMut(&ControllerSpec),
@@ -169,45 +213,22 @@ impl Fold {
         self.sink.append(sink);
         if let Some(read) = read {
             self.documents += read.parts.len();
-            if self.keep && clean {
-                self.keep_file(read.file, read.parts);
-                self.merge_file(path, on_controller);
-            } else {
-                self.merge_parts(&read.parts, on_controller);
-            }
-        } else {
-            self.tell(on_controller);
-        }
-    }
-
-    fn keep_file(&mut self, file: Arc<SourceFile>, parts: Vec<Part>) {
-        self.kept.insert(file.path.clone(), Cached { file, parts });
-    }
-
-    /// Merges a kept file's parts.
-    fn merge_file(&mut self, path: &PathBuf, on_controller: &mut dyn FnMut(&ControllerSpec)) {
-        let t = Instant::now();
-        if let Some(c) = self.kept.get(path) {
-            for part in &c.parts {
+            let t = Instant::now();
+            for part in &read.parts {
                 self.merger.add(part, &mut self.sink);
             }
+            self.merging += t.elapsed();
+            self.folded += 1;
+            if self.keep && clean {
+                self.kept.insert(
+                    path.to_path_buf(),
+                    Cached {
+                        file: read.file,
+                        parts: read.parts,
+                    },
+                );
+            }
         }
-        self.merging += t.elapsed();
-        self.folded += 1;
-        self.tell(on_controller);
-    }
-
-    fn merge_parts(&mut self, parts: &[Part], on_controller: &mut dyn FnMut(&ControllerSpec)) {
-        let t = Instant::now();
-        for part in parts {
-            self.merger.add(part, &mut self.sink);
-        }
-        self.merging += t.elapsed();
-        self.folded += 1;
-        self.tell(on_controller);
-    }
-
-    fn tell(&mut self, on_controller: &mut dyn FnMut(&ControllerSpec)) {
         if !self.told
             && let Some(c) = self.merger.controller()
         {
@@ -216,43 +237,70 @@ impl Fold {
         }
     }
 
-    /// Gives up patching: merges the files taken so far, in order (they
-    /// were all read cleanly, so they have no problems of their own to add).
-    fn merge_taken(&mut self) {
-        if let Some(p) = self.patching.take() {
-            self.merge_paths(&p.taken);
+    /// Gives up the shortcuts: merges the files held so far, in order.
+    fn merge_held(&mut self, on_controller: &mut dyn FnMut(&ControllerSpec)) {
+        self.base = None;
+        self.last = None;
+        for h in self.held.take().unwrap_or_default() {
+            self.merge(&h.path, h.sink, h.read, on_controller);
         }
     }
 
-    fn merge_paths(&mut self, taken: &[PathBuf]) {
-        let t = Instant::now();
-        for path in taken {
-            if let Some(c) = self.kept.get(path) {
-                for part in &c.parts {
-                    self.merger.add(part, &mut self.sink);
-                }
-            }
-        }
-        self.merging += t.elapsed();
-        self.folded += taken.len();
-    }
-
-    /// The result, the files to keep and the clean result to patch next
-    /// time (kept only when `keep`, the load was clean and settled no intent).
+    /// The result (`None`: the last one stands), what to keep, and what
+    /// this load read.
     pub(crate) fn finish(
         mut self,
         paths: &[PathBuf],
         files: &[PathBuf],
         on_controller: &mut dyn FnMut(&ControllerSpec),
     ) -> Finished {
-        if let Some(p) = self.patching.take() {
+        let keep = self.keep;
+        let last = |walk: String, seen: Vec<(PathBuf, Seen)>| {
+            keep.then_some(LastRead { walk, files: seen })
+        };
+        if self.last.is_some()
+            && let Some(held) = self.held.take()
+        {
+            // Everything read as last time: keep what was held, as it was.
+            let base = self.base.take();
+            for h in held {
+                if let Some(read) = h.read.filter(|_| h.sink.is_empty()) {
+                    let cached = Cached {
+                        file: read.file,
+                        parts: read.parts,
+                    };
+                    self.kept.insert(h.path, cached);
+                }
+            }
+            return Finished {
+                result: None,
+                kept: self.kept,
+                merged: base,
+                last: last(self.walk, self.seen),
+                patched: false,
+                merging: self.merging,
+                folded: 0,
+            };
+        }
+        if let Some(base) = self.base.take()
+            && let Some(held) = self.held.take()
+        {
             let t = Instant::now();
-            let patched = self.patch(p);
+            let patched = self.patch(base, &held);
             self.merging += t.elapsed();
             match patched {
-                Ok(desired) => {
+                Some(desired) => {
                     if let Some(c) = &desired.controller {
                         on_controller(c);
+                    }
+                    for h in held {
+                        if let Some(read) = h.read {
+                            let cached = Cached {
+                                file: read.file,
+                                parts: read.parts,
+                            };
+                            self.kept.insert(h.path, cached);
+                        }
                     }
                     let merged = Merged {
                         paths: files.to_vec(),
@@ -260,17 +308,19 @@ impl Fold {
                         has_policy: self.has_policy,
                     };
                     return Finished {
-                        result: Ok(desired),
+                        result: Some(Ok(desired)),
                         kept: self.kept,
                         merged: Some(merged),
+                        last: last(self.walk, self.seen),
                         patched: true,
                         merging: self.merging,
                         folded: self.folded,
                     };
                 }
-                Err(taken) => self.merge_paths(&taken),
+                None => self.held = Some(held),
             }
         }
+        self.merge_held(on_controller);
         if self.documents == 0 && self.sink.is_empty() {
             self.sink.error(
                 Origin::default(),
@@ -294,40 +344,41 @@ impl Fold {
             has_policy,
         });
         Finished {
-            result: self.sink.finish(desired),
+            result: Some(self.sink.finish(desired)),
             kept: self.kept,
             merged,
+            last: last(self.walk, self.seen),
             patched: false,
             merging: self.merging,
             folded: self.folded,
         }
     }
 
-    /// The last result with the changed files patched in, or the files
-    /// taken (to merge in full) when the patch cannot vouch for it.
-    fn patch(&mut self, p: Patching) -> Result<Desired, Vec<PathBuf>> {
-        let Patching {
-            base,
-            taken,
-            changed,
-        } = p;
-        if self.documents == 0 {
-            return Err(taken);
-        }
-        let mut changes: Vec<(&[Part], &[Part])> = Vec::with_capacity(changed.len());
-        for (path, old) in &changed {
-            match self.kept.get(path) {
-                Some(c) => changes.push((old, &c.parts)),
-                None => return Err(taken),
+    /// The last result with the changed files patched in, or `None` when
+    /// the patch cannot vouch for it. Every held file read cleanly and was
+    /// in the cache (else `base` was dropped).
+    fn patch(&mut self, base: Merged, held: &[Held]) -> Option<Desired> {
+        let mut documents = 0;
+        let mut changes: Vec<(&[Part], &[Part])> = Vec::new();
+        for h in held {
+            let read = h.read.as_ref()?;
+            documents += read.parts.len();
+            match &read.from {
+                From::Cache => {}
+                From::Parsed(Some(old)) => changes.push((old, &read.parts)),
+                From::Parsed(None) => return None,
             }
+        }
+        if documents == 0 {
+            return None;
         }
         let mut desired = base.desired;
         self.has_policy = base.has_policy;
         if validate::patch(&mut desired, &mut self.has_policy, &changes) {
-            self.folded = changed.len();
-            Ok(desired)
+            self.folded = changes.len();
+            Some(desired)
         } else {
-            Err(taken)
+            None
         }
     }
 }

@@ -6,6 +6,8 @@
 //! downstream (providers, planner, executor) consumes the typed model only.
 
 mod cache;
+#[cfg(test)]
+mod cache_tests;
 pub(crate) mod changes;
 mod diag;
 mod duration;
@@ -48,7 +50,7 @@ use diag::Sink;
 /// A directory means every `*.yaml` / `*.yml` file below it (hidden entries
 /// skipped) in sorted order. All problems are reported together.
 pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
-    load_with(paths, None, &mut |_| {}).0
+    load_notify(paths, &mut |_| {})
 }
 
 /// [`load`], calling `on_controller` as soon as the first Controller
@@ -61,19 +63,29 @@ pub fn load_notify(
     paths: &[PathBuf],
     on_controller: &mut dyn FnMut(&ControllerSpec),
 ) -> Result<Desired, SpecError> {
-    load_with(paths, None, on_controller).0
+    // Without a prior load there is no last result to stand.
+    load_with(paths, None, on_controller).0.unwrap_or_else(|| {
+        Err(SpecError {
+            diagnostics: vec![Diagnostic::new(
+                Origin::default(),
+                "internal error: a load without a cache was skipped",
+            )],
+        })
+    })
 }
 
 /// [`load`], reusing the checked documents of files in `prior` whose text
 /// is unchanged, and patching `prior`'s clean result when it can (see
 /// `fold`). With `prior`, returns what to keep for the next load (files that
-/// parsed without a problem, and the result when it was clean; without it,
-/// nothing is kept) and how many files came from `prior`.
+/// parsed without a problem, the result when it was clean, and what was
+/// read; without it, nothing is kept) and how many files came from `prior`.
+/// The result is `None` only when `prior` holds what the last load read
+/// and every file read the same: that load's result stands.
 pub(crate) fn load_with(
     paths: &[PathBuf],
     prior: Option<cache::Kept>,
     on_controller: &mut dyn FnMut(&ControllerSpec),
-) -> (Result<Desired, SpecError>, cache::Kept, usize) {
+) -> (Option<Result<Desired, SpecError>>, cache::Kept, usize) {
     let started = std::time::Instant::now();
     let mut sink = Sink::default();
     let files = load::discover(paths, &mut sink);
@@ -81,15 +93,14 @@ pub(crate) fn load_with(
     let cache::Kept {
         files: mut prior,
         merged,
+        last,
         ..
     } = prior.unwrap_or_default();
     let slots: Vec<Mutex<Option<cache::Cached>>> =
         files.iter().map(|p| Mutex::new(prior.remove(p))).collect();
     drop(prior);
     let hits = AtomicUsize::new(0);
-    // A walk that found problems is never patched: the full merge reports.
-    let mut fold = fold::Fold::new(keep, merged.filter(|_| sink.is_empty()), &files);
-    fold.take_sink(sink);
+    let mut fold = fold::Fold::new(keep, sink, merged, last, &files);
     // Files are read, parsed and checked on their own on every core; the
     // parts are folded in file order as they arrive, so every message comes
     // out in a stable order. With `prior`, a file whose text is unchanged
@@ -155,7 +166,7 @@ pub(crate) fn load_with(
             pending.insert(i, arrived);
             while let Some(arrived) = pending.remove(&want) {
                 if let Some(path) = files.get(want) {
-                    fold.add(path, arrived, on_controller);
+                    fold.add(want, path, arrived, on_controller);
                 }
                 want += 1;
             }
@@ -169,7 +180,9 @@ pub(crate) fn load_with(
         read.as_secs_f64() * 1000.0,
         done.merging.as_secs_f64() * 1000.0,
         (started.elapsed() - read).as_secs_f64() * 1000.0,
-        if done.patched {
+        if done.result.is_none() {
+            "nothing changed".to_string()
+        } else if done.patched {
             format!("{} changed files patched into the last result", done.folded)
         } else {
             format!("{} files merged", done.folded)
@@ -178,6 +191,7 @@ pub(crate) fn load_with(
     let kept = cache::Kept {
         files: if keep { done.kept } else { HashMap::new() },
         merged: done.merged.filter(|_| keep),
+        last: done.last.filter(|_| keep),
         patched: done.patched,
     };
     (done.result, kept, hits.into_inner())
