@@ -100,14 +100,19 @@ impl Seen {
 }
 
 impl Cached {
-    /// The kept file and its parts if `now` is the same text, moved to
-    /// `now`'s place in the load order (diagnostics sort by it); else the
-    /// parts of the text it had.
-    pub(crate) fn reuse(self, now: &SourceFile) -> Result<(Arc<SourceFile>, Vec<Part>), Vec<Part>> {
-        if self.file.text != now.text {
+    /// The kept file and its parts if `now` (a file's bytes) is the same
+    /// text, moved to `order` in the new load (diagnostics sort by it);
+    /// else the parts of the text it had. Equal bytes make the same file:
+    /// the kept text was read as UTF-8 without NUL.
+    pub(crate) fn reuse(
+        self,
+        now: &[u8],
+        order: usize,
+    ) -> Result<(Arc<SourceFile>, Vec<Part>), Vec<Part>> {
+        if self.file.text.as_bytes() != now {
             return Err(self.parts);
         }
-        self.file.move_to(now.order());
+        self.file.move_to(order);
         Ok((self.file, self.parts))
     }
 }

@@ -109,6 +109,7 @@ pub(crate) fn load_with(
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
     let next = AtomicUsize::new(0);
+    // The byte budget is shared: each thread counts under its lock.
     let total_bytes = Mutex::new(0u64);
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -117,38 +118,42 @@ pub(crate) fn load_with(
             let (files, next, total_bytes, slots, hits) =
                 (&files, &next, &total_bytes, &slots, &hits);
             scope.spawn(move || {
+                // Each thread reads into one buffer: an unchanged file's
+                // bytes are compared with its kept text and dropped, so
+                // a quiet pass makes no new text of them.
+                let mut buf = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(path) = files.get(i) else { break };
                     let mut file_sink = Sink::default();
-                    // The byte budget is shared: count under the lock.
-                    let file = match total_bytes.lock() {
-                        Ok(mut t) => load::read_file(path, i, &mut t, &mut file_sink),
-                        Err(_) => None,
-                    };
                     let cached = slots
                         .get(i)
                         .and_then(|s| s.lock().ok().and_then(|mut s| s.take()));
-                    let read = file.map(|f| {
-                        let old = match cached.map(|c| c.reuse(&f)) {
+                    let read = if load::read_bytes(path, total_bytes, &mut file_sink, &mut buf) {
+                        match cached.map(|c| c.reuse(&buf, i)) {
                             Some(Ok((file, parts))) => {
                                 hits.fetch_add(1, Ordering::Relaxed);
-                                return fold::Read {
+                                Some(fold::Read {
                                     file,
                                     parts,
                                     from: fold::From::Cache,
-                                };
+                                })
                             }
-                            Some(Err(old)) => Some(old),
-                            None => None,
-                        };
-                        let docs = load::parse_file(&f, &mut file_sink);
-                        fold::Read {
-                            file: f,
-                            parts: docs.iter().map(validate::convert).collect(),
-                            from: fold::From::Parsed(old),
+                            old => {
+                                let bytes = std::mem::take(&mut buf);
+                                load::source_file(path, i, bytes, &mut file_sink).map(|f| {
+                                    let docs = load::parse_file(&f, &mut file_sink);
+                                    fold::Read {
+                                        file: f,
+                                        parts: docs.iter().map(validate::convert).collect(),
+                                        from: fold::From::Parsed(old.and_then(Result::err)),
+                                    }
+                                })
+                            }
                         }
-                    });
+                    } else {
+                        None
+                    };
                     let arrived = fold::Arrived {
                         sink: file_sink,
                         read,
