@@ -122,7 +122,7 @@ impl Reconciler {
                         desired.vms.len()
                     );
                 }
-                self.spec.desired = Some(Arc::new(desired));
+                self.spec.desired = Some(desired);
                 SpecChange::Changed
             }
             Err(message) => {

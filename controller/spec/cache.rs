@@ -43,8 +43,8 @@ pub struct SpecCache {
 pub(crate) struct Merged {
     /// The files it was merged from, in load order.
     pub paths: Vec<PathBuf>,
-    /// What the load returned.
-    pub desired: Desired,
+    /// What the load returned, or its copy in the making.
+    pub desired: Base,
     /// Whether a document declared a `policy`.
     pub has_policy: bool,
 }
@@ -54,6 +54,46 @@ pub(crate) struct Merged {
 pub(crate) struct Cached {
     pub file: Arc<SourceFile>,
     pub parts: Vec<Part>,
+}
+
+/// The cache's own copy of a clean result (the caller owns the one
+/// returned, and a patch changes its copy in place). Copying 100,000 VMs'
+/// names takes some 10 ms, so it is done on a thread of its own after the
+/// load returns, while the caller plans; the next load that patches waits
+/// for it (seconds later, it is long done).
+#[derive(Debug)]
+pub(crate) enum Base {
+    /// The result as returned, not copied yet.
+    Shared(Arc<Desired>),
+    /// Being copied.
+    Copying(std::thread::JoinHandle<Desired>),
+}
+
+impl Base {
+    /// Starts copying a shared result on a thread of its own (or copies it
+    /// here if no thread can be started).
+    fn copy(self) -> Base {
+        let Base::Shared(shared) = self else {
+            return self;
+        };
+        let keep = shared.clone();
+        match std::thread::Builder::new()
+            .name("berth-spec-copy".into())
+            .spawn(move || Desired::clone(&keep))
+        {
+            Ok(handle) => Base::Copying(handle),
+            Err(_) => Base::Shared(Arc::new(Desired::clone(&shared))),
+        }
+    }
+
+    /// The copy, to patch; `None` if copying failed (the load then merges
+    /// in full).
+    pub(crate) fn take(self) -> Option<Desired> {
+        match self {
+            Base::Shared(shared) => Some(Arc::unwrap_or_clone(shared)),
+            Base::Copying(handle) => handle.join().ok(),
+        }
+    }
 }
 
 /// What one load keeps for the next.
@@ -129,7 +169,7 @@ impl SpecCache {
     pub fn load(&mut self, paths: &[PathBuf]) -> Result<Desired, SpecError> {
         self.last = None;
         match self.run(paths) {
-            Some(result) => result,
+            Some(result) => result.map(Arc::unwrap_or_clone),
             // Unreachable: without what the last load read, nothing stands.
             None => super::load(paths),
         }
@@ -140,11 +180,13 @@ impl SpecCache {
     /// or the same failure to read): that call's result stands, and nothing
     /// is parsed or merged. This is how `watch` tells a commit from a quiet
     /// pass, reading each file once.
-    pub fn reload(&mut self, paths: &[PathBuf]) -> Option<Result<Desired, SpecError>> {
+    /// The result is shared with the cache, which keeps a copy of a clean
+    /// one to patch next time.
+    pub fn reload(&mut self, paths: &[PathBuf]) -> Option<Result<Arc<Desired>, SpecError>> {
         self.run(paths)
     }
 
-    fn run(&mut self, paths: &[PathBuf]) -> Option<Result<Desired, SpecError>> {
+    fn run(&mut self, paths: &[PathBuf]) -> Option<Result<Arc<Desired>, SpecError>> {
         let prior = Kept {
             files: std::mem::take(&mut self.files),
             merged: self.merged.take(),
@@ -156,7 +198,10 @@ impl SpecCache {
         self.misses = kept.files.len().saturating_sub(hits);
         self.patched = kept.patched;
         self.files = kept.files;
-        self.merged = kept.merged;
+        self.merged = kept.merged.map(|m| Merged {
+            desired: m.desired.copy(),
+            ..m
+        });
         self.last = kept.last;
         result
     }

@@ -189,6 +189,15 @@ fn said(r: &Result<Desired, SpecError>) -> String {
     }
 }
 
+/// [`said`] of a shared result.
+fn said_shared(r: &Result<std::sync::Arc<Desired>, SpecError>) -> String {
+    said(
+        &r.as_ref()
+            .map(|d| Desired::clone(d))
+            .map_err(SpecError::clone),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 128,
@@ -218,7 +227,7 @@ proptest! {
             // `None`: nothing changed, so the last result stands, and must
             // be the fresh load's.
             if let Some(r) = cache.reload(&root) {
-                last = said(&r);
+                last = said_shared(&r);
             }
             prop_assert_eq!(&last, &fresh, "after {:?}", op);
         }
@@ -277,14 +286,18 @@ fn a_move_is_patched_and_a_broken_one_is_reported_as_a_load_reports_it() {
     std::fs::write(name(dir.path(), 1), both.render()).expect("write");
     let r = cache.reload(&root).expect("changed");
     assert!(cache.patched());
-    assert_eq!(said(&r), said(&super::load(&root)));
+    assert_eq!(said_shared(&r), said(&super::load(&root)));
 
     // A host that is not declared: the full merge reports it.
     apply(dir.path(), &Op::Move(1, 5));
     let e = cache.reload(&root).expect("changed");
     assert!(!cache.patched());
-    assert_eq!(said(&e), said(&super::load(&root)));
-    assert!(said(&e).contains("not a declared host"), "{}", said(&e));
+    assert_eq!(said_shared(&e), said(&super::load(&root)));
+    assert!(
+        said_shared(&e).contains("not a declared host"),
+        "{}",
+        said_shared(&e)
+    );
 
     // Back to valid, then the earlier file declares vm2 too.
     // (After an invalid load there is nothing to patch: merged in full.)
@@ -299,8 +312,12 @@ fn a_move_is_patched_and_a_broken_one_is_reported_as_a_load_reports_it() {
     std::fs::write(name(dir.path(), 0), dup.render()).expect("write");
     let e = cache.reload(&root).expect("changed");
     assert!(!cache.patched());
-    assert_eq!(said(&e), said(&super::load(&root)));
-    assert!(said(&e).contains("declared twice"), "{}", said(&e));
+    assert_eq!(said_shared(&e), said(&super::load(&root)));
+    assert!(
+        said_shared(&e).contains("declared twice"),
+        "{}",
+        said_shared(&e)
+    );
     // The invalid spec reads the same: nothing to report again.
     assert!(cache.reload(&root).is_none());
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::SpecError;
-use super::cache::{Cached, LastRead, Merged, Seen};
+use super::cache::{Base, Cached, LastRead, Merged, Seen};
 use super::diag::{Origin, Sink, SourceFile};
 use super::model::{ControllerSpec, Desired};
 use super::validate::{self, Merger, Part};
@@ -62,7 +62,7 @@ pub(crate) enum From {
 pub(crate) struct Finished {
     /// The load's result; `None` when every file read as in the last load,
     /// whose result stands.
-    pub result: Option<Result<Desired, SpecError>>,
+    pub result: Option<Result<Arc<Desired>, SpecError>>,
     /// Files that read and parsed cleanly, to keep (when keeping).
     pub kept: HashMap<PathBuf, Cached>,
     /// The result to patch next time, when keeping and it may be.
@@ -293,6 +293,7 @@ impl Fold {
                     if let Some(c) = &desired.controller {
                         on_controller(c);
                     }
+                    let desired = Arc::new(desired);
                     for h in held {
                         if let Some(read) = h.read {
                             let cached = Cached {
@@ -304,7 +305,7 @@ impl Fold {
                     }
                     let merged = Merged {
                         paths: files.to_vec(),
-                        desired: desired.clone(),
+                        desired: Base::Shared(desired.clone()),
                         has_policy: self.has_policy,
                     };
                     return Finished {
@@ -336,11 +337,11 @@ impl Fold {
         }
         let intent_free = self.merger.intent_free();
         let has_policy = self.merger.has_policy();
-        let desired = self.merger.finish(&mut self.sink);
+        let desired = Arc::new(self.merger.finish(&mut self.sink));
         let clean = self.sink.is_empty();
         let merged = (self.keep && clean && intent_free).then(|| Merged {
             paths: files.to_vec(),
-            desired: desired.clone(),
+            desired: Base::Shared(desired.clone()),
             has_policy,
         });
         Finished {
@@ -372,7 +373,7 @@ impl Fold {
         if documents == 0 {
             return None;
         }
-        let mut desired = base.desired;
+        let mut desired = base.desired.take()?;
         self.has_policy = base.has_policy;
         if validate::patch(&mut desired, &mut self.has_policy, &changes) {
             self.folded = changes.len();

@@ -28,8 +28,8 @@ pub mod window;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use cache::SpecCache;
 pub use changes::{Counts, SpecChanges};
@@ -64,14 +64,16 @@ pub fn load_notify(
     on_controller: &mut dyn FnMut(&ControllerSpec),
 ) -> Result<Desired, SpecError> {
     // Without a prior load there is no last result to stand.
-    load_with(paths, None, on_controller).0.unwrap_or_else(|| {
-        Err(SpecError {
+    // Nothing else holds the result: it is taken, not copied.
+    match load_with(paths, None, on_controller).0 {
+        Some(result) => result.map(Arc::unwrap_or_clone),
+        None => Err(SpecError {
             diagnostics: vec![Diagnostic::new(
                 Origin::default(),
                 "internal error: a load without a cache was skipped",
             )],
-        })
-    })
+        }),
+    }
 }
 
 /// [`load`], reusing the checked documents of files in `prior` whose text
@@ -85,7 +87,7 @@ pub(crate) fn load_with(
     paths: &[PathBuf],
     prior: Option<cache::Kept>,
     on_controller: &mut dyn FnMut(&ControllerSpec),
-) -> (Option<Result<Desired, SpecError>>, cache::Kept, usize) {
+) -> (Option<Result<Arc<Desired>, SpecError>>, cache::Kept, usize) {
     let started = std::time::Instant::now();
     let mut sink = Sink::default();
     let files = load::discover(paths, &mut sink);
