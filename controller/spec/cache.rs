@@ -1,21 +1,44 @@
 //! Checked documents kept between loads, so `watch` parses and checks only
-//! the files whose content changed.
+//! the files whose content changed, and merges only what they changed.
 //!
-//! A 100,000-VM estate is some 30 MiB of YAML in a hundred files; a commit
+//! A 100,000-VM estate is some 35 MiB of YAML in a hundred files; a commit
 //! usually touches one of them. [`SpecCache::load`] reads every file as
 //! [`super::load`] does (the same walk, size budgets and order), but a file
 //! whose bytes equal those of the last load reuses that load's checked
 //! documents (its parts, see `validate`) instead of parsing and checking
-//! them again, wherever it now is in the load order. The rules that need every
-//! document (duplicates, references, intent) still run over the whole
-//! desired state on every load, because a change in one file can break a
-//! reference in another (a removed host that VMs elsewhere name), so every
-//! diagnostic stays as `load` reports it. Only files that parsed without a
-//! problem are kept; a file with errors is parsed again next time, which
-//! reports its errors again. Files that are no longer found are forgotten.
+//! them again, wherever it now is in the load order. The content is
+//! compared byte for byte with the text kept for diagnostics (no hash, so no
+//! collision can hide a change), before any new text is made of the bytes.
+//! Only files that parsed without a problem are kept; a file with errors is
+//! parsed again next time, which reports its errors again. Files that are no
+//! longer found are forgotten.
 //!
-//! The content is compared byte for byte against the text kept for
-//! diagnostics (no hash, so no collision can hide a change).
+//! Two shortcuts follow, both exact (`fold` and `validate/patch.rs` say
+//! why), and both checked against a fresh load by a property test that
+//! edits, adds, removes, renames and reorders files (`cache_tests.rs`):
+//!
+//! * **Nothing changed.** The cache remembers how each file read (its text,
+//!   or the problem reading it) and what the walk found. When a load finds
+//!   the same files reading the same, its result is the last one's, so
+//!   [`SpecCache::reload`] returns `None` without merging anything. `watch`
+//!   asks it on every pass instead of fingerprinting the directory first,
+//!   so each file is read once a pass.
+//! * **Incremental merge.** After a load with no problem at all and no
+//!   intent (host groups, rules, host choices), the cache keeps its result
+//!   (a copy, made on a thread of its own after the load returns: see
+//!   [`Base`]). A later load of the same files in the same order in which
+//!   every file reads cleanly takes the VMs and hosts of the changed files
+//!   out of that result and puts their new ones in (`validate::patch`),
+//!   instead of merging 100,000 VMs and checking every reference again.
+//!   Rules that need every document are local under these conditions:
+//!   duplicates can only involve the changed files' names (checked as they
+//!   go in), references can only break if the host names change (they must
+//!   not) or in a changed file (checked), the policy can only change if a
+//!   changed file holds one (at most one in all, and no problem in it). Any
+//!   case the patch cannot vouch for (a duplicate, an unknown host, a file
+//!   added, removed or renamed, a syntax error, intent, a Controller or Fleet
+//!   in a changed file) makes the load merge every file as `load` does, so
+//!   every diagnostic comes from the full merge, in its order.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
