@@ -1,19 +1,25 @@
 //! The spec in force: read the watched directory again when its bytes
 //! change, keep the last valid spec when the new one is invalid, empty or
 //! gone, and say what changed.
+//!
+//! Every pass reads the files once, through the [`spec::SpecCache`]: it
+//! compares each file with what the last pass read, so a quiet pass parses
+//! nothing (and reports an invalid spec only once), and a commit's files
+//! are not read a second time to find out that they changed.
 
 use std::sync::Arc;
 
 use crate::spec::{self, Desired};
 
-use super::fingerprint::fingerprint;
 use super::{Notice, Reconciler};
 
 /// The last valid spec, and what the files hold now.
 #[derive(Default)]
 pub(super) struct SpecState {
-    /// Fingerprint of the files last read (valid or not).
-    pub(super) fingerprint: Option<u64>,
+    /// Counts the reads that found the files changed (valid or not).
+    pub(super) generation: u64,
+    /// Whether the last read found the directory missing.
+    pub(super) missing: bool,
     /// The last valid spec: the one in force.
     pub(super) desired: Option<Arc<Desired>>,
     /// Why the files on disk are not in force, while they are not.
@@ -37,9 +43,9 @@ impl Reconciler {
     /// Reads the files again; keeps the last valid spec in force when they
     /// are invalid, empty or gone.
     pub(super) fn reload_spec(&mut self) -> SpecChange {
-        let fingerprint = self.spec.fingerprint;
+        let generation = self.spec.generation;
         let change = self.read_spec();
-        if self.spec.fingerprint != fingerprint
+        if self.spec.generation != generation
             && let Some(f) = &self.notices
         {
             f(&Notice::Spec {
@@ -53,26 +59,28 @@ impl Reconciler {
     fn read_spec(&mut self) -> SpecChange {
         let dir = &self.settings.dir;
         let t = std::time::Instant::now();
-        let fp = fingerprint(dir);
-        let fingerprinting = t.elapsed();
-        if self.spec.fingerprint == Some(fp) {
+        let missing =
+            std::fs::metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let loaded = if missing {
+            // Said once; a directory that comes back is read in full.
+            self.spec.cache.forget_last_read();
+            (!self.spec.missing)
+                .then(|| Err(format!("the directory {} does not exist", dir.display())))
+        } else {
+            self.spec
+                .cache
+                .reload(std::slice::from_ref(dir))
+                .map(|r| r.map_err(|e| e.to_string().trim_end().to_string()))
+        };
+        self.spec.missing = missing;
+        let Some(loaded) = loaded else {
             return if self.spec.error.is_some() {
                 SpecChange::Invalid
             } else {
                 SpecChange::Same
             };
-        }
-        self.spec.fingerprint = Some(fp);
-        let t = std::time::Instant::now();
-        let loaded =
-            if std::fs::metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
-                Err(format!("the directory {} does not exist", dir.display()))
-            } else {
-                self.spec
-                    .cache
-                    .load(std::slice::from_ref(dir))
-                    .map_err(|e| e.to_string().trim_end().to_string())
-            };
+        };
+        self.spec.generation += 1;
         let loaded = loaded.and_then(|d| {
                 if d.placement_documents == 0 {
                     Err(format!(
@@ -85,11 +93,15 @@ impl Reconciler {
             });
         let loading = t.elapsed();
         tracing::debug!(
-            "read the spec: fingerprint {:.1} ms, load and validate {:.1} ms ({} of {} files parsed again)",
-            fingerprinting.as_secs_f64() * 1000.0,
+            "read the spec: load and validate {:.1} ms ({} of {} files parsed again{})",
             loading.as_secs_f64() * 1000.0,
             self.spec.cache.parsed(),
-            self.spec.cache.len()
+            self.spec.cache.len(),
+            if self.spec.cache.patched() {
+                ", the last spec patched"
+            } else {
+                ""
+            }
         );
         match loaded {
             Ok(desired) => {
@@ -110,7 +122,7 @@ impl Reconciler {
                         desired.vms.len()
                     );
                 }
-                self.spec.desired = Some(Arc::new(desired));
+                self.spec.desired = Some(desired);
                 SpecChange::Changed
             }
             Err(message) => {

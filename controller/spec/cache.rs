@@ -1,21 +1,44 @@
 //! Checked documents kept between loads, so `watch` parses and checks only
-//! the files whose content changed.
+//! the files whose content changed, and merges only what they changed.
 //!
-//! A 100,000-VM estate is some 30 MiB of YAML in a hundred files; a commit
+//! A 100,000-VM estate is some 35 MiB of YAML in a hundred files; a commit
 //! usually touches one of them. [`SpecCache::load`] reads every file as
 //! [`super::load`] does (the same walk, size budgets and order), but a file
 //! whose bytes equal those of the last load reuses that load's checked
 //! documents (its parts, see `validate`) instead of parsing and checking
-//! them again, wherever it now is in the load order. The rules that need every
-//! document (duplicates, references, intent) still run over the whole
-//! desired state on every load, because a change in one file can break a
-//! reference in another (a removed host that VMs elsewhere name), so every
-//! diagnostic stays as `load` reports it. Only files that parsed without a
-//! problem are kept; a file with errors is parsed again next time, which
-//! reports its errors again. Files that are no longer found are forgotten.
+//! them again, wherever it now is in the load order. The content is
+//! compared byte for byte with the text kept for diagnostics (no hash, so no
+//! collision can hide a change), before any new text is made of the bytes.
+//! Only files that parsed without a problem are kept; a file with errors is
+//! parsed again next time, which reports its errors again. Files that are no
+//! longer found are forgotten.
 //!
-//! The content is compared byte for byte against the text kept for
-//! diagnostics (no hash, so no collision can hide a change).
+//! Two shortcuts follow, both exact (`fold` and `validate/patch.rs` say
+//! why), and both checked against a fresh load by a property test that
+//! edits, adds, removes, renames and reorders files (`cache_tests.rs`):
+//!
+//! * **Nothing changed.** The cache remembers how each file read (its text,
+//!   or the problem reading it) and what the walk found. When a load finds
+//!   the same files reading the same, its result is the last one's, so
+//!   [`SpecCache::reload`] returns `None` without merging anything. `watch`
+//!   asks it on every pass instead of fingerprinting the directory first,
+//!   so each file is read once a pass.
+//! * **Incremental merge.** After a load with no problem at all and no
+//!   intent (host groups, rules, host choices), the cache keeps its result
+//!   (a copy, made on a thread of its own after the load returns: see
+//!   [`Base`]). A later load of the same files in the same order in which
+//!   every file reads cleanly takes the VMs and hosts of the changed files
+//!   out of that result and puts their new ones in (`validate::patch`),
+//!   instead of merging 100,000 VMs and checking every reference again.
+//!   Rules that need every document are local under these conditions:
+//!   duplicates can only involve the changed files' names (checked as they
+//!   go in), references can only break if the host names change (they must
+//!   not) or in a changed file (checked), the policy can only change if a
+//!   changed file holds one (at most one in all, and no problem in it). Any
+//!   case the patch cannot vouch for (a duplicate, an unknown host, a file
+//!   added, removed or renamed, a syntax error, intent, a Controller or Fleet
+//!   in a changed file) makes the load merge every file as `load` does, so
+//!   every diagnostic comes from the full merge, in its order.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -25,12 +48,28 @@ use super::diag::SourceFile;
 use super::validate::Part;
 use super::{Desired, SpecError};
 
-/// The documents of the files read by the last load, by path.
+/// The documents of the files read by the last load, by path, and its
+/// result when it was clean.
 #[derive(Debug, Default)]
 pub struct SpecCache {
     files: HashMap<PathBuf, Cached>,
+    merged: Option<Merged>,
+    last: Option<LastRead>,
     hits: usize,
     misses: usize,
+    patched: bool,
+}
+
+/// The last load's result, kept when it had no problem and settled no
+/// intent, so the next load of the same files can patch it.
+#[derive(Debug)]
+pub(crate) struct Merged {
+    /// The files it was merged from, in load order.
+    pub paths: Vec<PathBuf>,
+    /// What the load returned, or its copy in the making.
+    pub desired: Base,
+    /// Whether a document declared a `policy`.
+    pub has_policy: bool,
 }
 
 /// One file as it was last read, and its checked documents.
@@ -40,15 +79,104 @@ pub(crate) struct Cached {
     pub parts: Vec<Part>,
 }
 
-impl Cached {
-    /// The kept file and its parts if `now` is the same text, moved to
-    /// `now`'s place in the load order (diagnostics sort by it).
-    pub(crate) fn reuse(self, now: &SourceFile) -> Option<(Arc<SourceFile>, Vec<Part>)> {
-        if self.file.text != now.text {
-            return None;
+/// The cache's own copy of a clean result (the caller owns the one
+/// returned, and a patch changes its copy in place). Copying 100,000 VMs'
+/// names takes some 10 ms, so it is done on a thread of its own after the
+/// load returns, while the caller plans; the next load that patches waits
+/// for it (seconds later, it is long done).
+#[derive(Debug)]
+pub(crate) enum Base {
+    /// The result as returned, not copied yet.
+    Shared(Arc<Desired>),
+    /// Being copied.
+    Copying(std::thread::JoinHandle<Desired>),
+}
+
+impl Base {
+    /// Starts copying a shared result on a thread of its own (or copies it
+    /// here if no thread can be started).
+    fn copy(self) -> Base {
+        let Base::Shared(shared) = self else {
+            return self;
+        };
+        let keep = shared.clone();
+        match std::thread::Builder::new()
+            .name("berth-spec-copy".into())
+            .spawn(move || Desired::clone(&keep))
+        {
+            Ok(handle) => Base::Copying(handle),
+            Err(_) => Base::Shared(Arc::new(Desired::clone(&shared))),
         }
-        self.file.move_to(now.order());
-        Some((self.file, self.parts))
+    }
+
+    /// The copy, to patch; `None` if copying failed (the load then merges
+    /// in full).
+    pub(crate) fn take(self) -> Option<Desired> {
+        match self {
+            Base::Shared(shared) => Some(Arc::unwrap_or_clone(shared)),
+            Base::Copying(handle) => handle.join().ok(),
+        }
+    }
+}
+
+/// What one load keeps for the next.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    /// Files that read and parsed cleanly, by path.
+    pub files: HashMap<PathBuf, Cached>,
+    /// The result, when it was clean and settled no intent.
+    pub merged: Option<Merged>,
+    /// What the load read, to tell whether the next one reads the same.
+    pub last: Option<LastRead>,
+    /// Whether this load patched the last result.
+    pub patched: bool,
+}
+
+/// What one load read: the walk's problems and each file, in load order.
+#[derive(Debug)]
+pub(crate) struct LastRead {
+    /// The walk's problems, as reported.
+    pub walk: String,
+    /// Each file the walk found, and how it read.
+    pub files: Vec<(PathBuf, Seen)>,
+}
+
+/// How one file read.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// Its text (parsed or not).
+    Text(Arc<SourceFile>),
+    /// It could not be read: the problems, as reported.
+    Failed(String),
+}
+
+impl Seen {
+    /// Whether a file read the same both times: a load that reads the same
+    /// files the same returns the same.
+    pub(crate) fn same(&self, now: &Seen) -> bool {
+        match (self, now) {
+            (Seen::Text(a), Seen::Text(b)) => Arc::ptr_eq(a, b) || a.text == b.text,
+            (Seen::Failed(a), Seen::Failed(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Cached {
+    /// The kept file and its parts if `now` (a file's bytes) is the same
+    /// text, moved to `order` in the new load (diagnostics sort by it);
+    /// else the parts of the text it had. Equal bytes make the same file:
+    /// the kept text was read as UTF-8 without NUL.
+    pub(crate) fn reuse(
+        self,
+        now: &[u8],
+        order: usize,
+    ) -> Result<(Arc<SourceFile>, Vec<Part>), Vec<Part>> {
+        if self.file.text.as_bytes() != now {
+            return Err(self.parts);
+        }
+        self.file.move_to(order);
+        Ok((self.file, self.parts))
     }
 }
 
@@ -62,12 +190,55 @@ impl SpecCache {
     /// [`super::load`] does, parsing only files that changed since the
     /// last call.
     pub fn load(&mut self, paths: &[PathBuf]) -> Result<Desired, SpecError> {
-        let prior = std::mem::take(&mut self.files);
+        self.last = None;
+        match self.run(paths) {
+            Some(result) => result.map(Arc::unwrap_or_clone),
+            // Unreachable: without what the last load read, nothing stands.
+            None => super::load(paths),
+        }
+    }
+
+    /// [`SpecCache::load`], or `None` when every file under `paths` reads
+    /// exactly as in the last call (the same files, each with the same text
+    /// or the same failure to read): that call's result stands, and nothing
+    /// is parsed or merged. This is how `watch` tells a commit from a quiet
+    /// pass, reading each file once.
+    /// The result is shared with the cache, which keeps a copy of a clean
+    /// one to patch next time.
+    pub fn reload(&mut self, paths: &[PathBuf]) -> Option<Result<Arc<Desired>, SpecError>> {
+        self.run(paths)
+    }
+
+    fn run(&mut self, paths: &[PathBuf]) -> Option<Result<Arc<Desired>, SpecError>> {
+        let prior = Kept {
+            files: std::mem::take(&mut self.files),
+            merged: self.merged.take(),
+            last: self.last.take(),
+            patched: false,
+        };
         let (result, kept, hits) = super::load_with(paths, Some(prior), &mut |_| {});
         self.hits = hits;
-        self.misses = kept.len().saturating_sub(hits);
-        self.files = kept;
+        self.misses = kept.files.len().saturating_sub(hits);
+        self.patched = kept.patched;
+        self.files = kept.files;
+        self.merged = kept.merged.map(|m| Merged {
+            desired: m.desired.copy(),
+            ..m
+        });
+        self.last = kept.last;
         result
+    }
+
+    /// Whether the last load patched the one before's result instead of
+    /// merging every file.
+    pub fn patched(&self) -> bool {
+        self.patched
+    }
+
+    /// Forgets what the last call read (not the parsed files), so the next
+    /// [`SpecCache::reload`] returns a result even if nothing changed.
+    pub fn forget_last_read(&mut self) {
+        self.last = None;
     }
 
     /// Files the last load took from the cache instead of parsing.

@@ -218,7 +218,7 @@ impl Sink {
     }
 
     /// Records problems found elsewhere, after its own.
-    pub fn extend(&mut self, problems: Vec<Diagnostic>) {
+    pub fn extend(&mut self, problems: impl IntoIterator<Item = Diagnostic>) {
         self.diagnostics.extend(problems);
     }
 

@@ -64,6 +64,12 @@ impl Collected {
         self.choices.push((vm.to_string(), choice));
     }
 
+    /// Whether nothing was said about intent: no host group, rule or
+    /// VM choosing among hosts.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.rules.is_empty() && self.choices.is_empty()
+    }
+
     /// Adds what a later document said.
     pub(crate) fn extend(&mut self, other: Collected) {
         self.groups.extend(other.groups);

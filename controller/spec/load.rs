@@ -157,19 +157,24 @@ fn walk(dir: &Path, depth: usize, files: &mut Vec<PathBuf>, sink: &mut Sink) {
     }
 }
 
-/// Reads one file within the size budget.
-pub(crate) fn read_file(
+/// Reads one file's bytes into `buf` (its old content dropped, its room
+/// reused), counting its size against `total`, the budget of the whole load
+/// (shared by the reading threads); `false`, with the problem in `sink`,
+/// when it cannot be read. [`source_file`] makes the file of the bytes: two
+/// steps, so a caller that holds the file's last text compares the bytes
+/// with it first, and an unchanged file is not made again.
+pub(crate) fn read_bytes(
     path: &Path,
-    order: usize,
-    total: &mut u64,
+    total: &std::sync::Mutex<u64>,
     sink: &mut Sink,
-) -> Option<Arc<SourceFile>> {
+    buf: &mut Vec<u8>,
+) -> bool {
     let display = path.display();
     let size = match std::fs::metadata(path) {
         Ok(m) => m.len(),
         Err(e) => {
             sink.error(Origin::default(), format!("cannot read {display}: {e}"));
-            return None;
+            return false;
         }
     };
     if size > MAX_FILE_BYTES {
@@ -181,10 +186,16 @@ pub(crate) fn read_file(
                 MAX_FILE_BYTES / 1_048_576
             ),
         );
-        return None;
+        return false;
     }
-    *total += size;
-    if *total > MAX_TOTAL_BYTES {
+    let over = match total.lock() {
+        Ok(mut total) => {
+            *total += size;
+            *total > MAX_TOTAL_BYTES
+        }
+        Err(_) => true,
+    };
+    if over {
         sink.error(
             Origin::default(),
             format!(
@@ -192,15 +203,29 @@ pub(crate) fn read_file(
                 MAX_TOTAL_BYTES / 1_048_576
             ),
         );
-        return None;
+        return false;
     }
-    let bytes = match read_capped(path) {
-        Ok(b) => b,
+    // `size` is at most MAX_FILE_BYTES, so it fits; one byte more shows a
+    // file that grew while being read.
+    buf.clear();
+    buf.reserve(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    match read_capped(path, buf) {
+        Ok(()) => true,
         Err(e) => {
             sink.error(Origin::default(), format!("cannot read {display}: {e}"));
-            return None;
+            false
         }
-    };
+    }
+}
+
+/// The file read at `order` from `bytes`, or `None` (with the problem in
+/// `sink`) when they are not text.
+pub(crate) fn source_file(
+    path: &Path,
+    order: usize,
+    bytes: Vec<u8>,
+    sink: &mut Sink,
+) -> Option<Arc<SourceFile>> {
     match text_or_binary(bytes) {
         Ok(text) => Some(Arc::new(SourceFile::new(path.to_path_buf(), text, order))),
         Err(binary) => {
@@ -263,18 +288,17 @@ fn text_or_binary(bytes: Vec<u8>) -> Result<String, Binary> {
 
 /// Reads at most `MAX_FILE_BYTES + 1` bytes, so a file that grows while being
 /// read (or lies about its size) cannot exhaust memory.
-fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+fn read_capped(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
-    let mut buf = Vec::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
+    file.take(MAX_FILE_BYTES + 1).read_to_end(buf)?;
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(std::io::Error::other(format!(
             "file is over the {} MiB limit",
             MAX_FILE_BYTES / 1_048_576
         )));
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// Deepest nesting of mappings and lists in a document.

@@ -6,6 +6,8 @@
 //! downstream (providers, planner, executor) consumes the typed model only.
 
 mod cache;
+#[cfg(test)]
+mod cache_tests;
 pub(crate) mod changes;
 mod diag;
 mod duration;
@@ -13,6 +15,7 @@ mod escape;
 mod fast;
 #[cfg(test)]
 mod fast_agree;
+mod fold;
 mod intent;
 mod load;
 pub mod model;
@@ -25,8 +28,8 @@ pub mod window;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use cache::SpecCache;
 pub use changes::{Counts, SpecChanges};
@@ -47,7 +50,7 @@ use diag::Sink;
 /// A directory means every `*.yaml` / `*.yml` file below it (hidden entries
 /// skipped) in sorted order. All problems are reported together.
 pub fn load(paths: &[PathBuf]) -> Result<Desired, SpecError> {
-    load_with(paths, None, &mut |_| {}).0
+    load_notify(paths, &mut |_| {})
 }
 
 /// [`load`], calling `on_controller` as soon as the first Controller
@@ -60,43 +63,55 @@ pub fn load_notify(
     paths: &[PathBuf],
     on_controller: &mut dyn FnMut(&ControllerSpec),
 ) -> Result<Desired, SpecError> {
-    load_with(paths, None, on_controller).0
+    // Without a prior load there is no last result to stand.
+    // Nothing else holds the result: it is taken, not copied.
+    match load_with(paths, None, on_controller).0 {
+        Some(result) => result.map(Arc::unwrap_or_clone),
+        None => Err(SpecError {
+            diagnostics: vec![Diagnostic::new(
+                Origin::default(),
+                "internal error: a load without a cache was skipped",
+            )],
+        }),
+    }
 }
 
 /// [`load`], reusing the checked documents of files in `prior` whose text
-/// is unchanged. With `prior`, returns the files to keep for the next load
-/// (those that parsed without a problem; without it, none are kept) and how
-/// many came from `prior`.
+/// is unchanged, and patching `prior`'s clean result when it can (see
+/// `fold`). With `prior`, returns what to keep for the next load (files that
+/// parsed without a problem, the result when it was clean, and what was
+/// read; without it, nothing is kept) and how many files came from `prior`.
+/// The result is `None` only when `prior` holds what the last load read
+/// and every file read the same: that load's result stands.
 pub(crate) fn load_with(
     paths: &[PathBuf],
-    prior: Option<HashMap<PathBuf, cache::Cached>>,
+    prior: Option<cache::Kept>,
     on_controller: &mut dyn FnMut(&ControllerSpec),
-) -> (
-    Result<Desired, SpecError>,
-    HashMap<PathBuf, cache::Cached>,
-    usize,
-) {
+) -> (Option<Result<Arc<Desired>, SpecError>>, cache::Kept, usize) {
     let started = std::time::Instant::now();
-    let mut merging = std::time::Duration::ZERO;
     let mut sink = Sink::default();
     let files = load::discover(paths, &mut sink);
     let keep = prior.is_some();
-    let mut prior = prior.unwrap_or_default();
+    let cache::Kept {
+        files: mut prior,
+        merged,
+        last,
+        ..
+    } = prior.unwrap_or_default();
     let slots: Vec<Mutex<Option<cache::Cached>>> =
         files.iter().map(|p| Mutex::new(prior.remove(p))).collect();
     drop(prior);
-    let mut kept = HashMap::new();
     let hits = AtomicUsize::new(0);
-    let mut merger = validate::Merger::default();
-    let mut documents = 0usize;
+    let mut fold = fold::Fold::new(keep, sink, merged, last, &files);
     // Files are read, parsed and checked on their own on every core; the
-    // parts are merged in file order as they arrive, so every message comes
+    // parts are folded in file order as they arrive, so every message comes
     // out in a stable order. With `prior`, a file whose text is unchanged
     // is neither parsed nor checked again: its parts are taken from it.
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len().max(1));
     let next = AtomicUsize::new(0);
+    // The byte budget is shared: each thread counts under its lock.
     let total_bytes = Mutex::new(0u64);
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -105,38 +120,47 @@ pub(crate) fn load_with(
             let (files, next, total_bytes, slots, hits) =
                 (&files, &next, &total_bytes, &slots, &hits);
             scope.spawn(move || {
+                // Each thread reads into one buffer: an unchanged file's
+                // bytes are compared with its kept text and dropped, so
+                // a quiet pass makes no new text of them.
+                let mut buf = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(path) = files.get(i) else { break };
                     let mut file_sink = Sink::default();
-                    // The byte budget is shared: count under the lock.
-                    let file = match total_bytes.lock() {
-                        Ok(mut t) => load::read_file(path, i, &mut t, &mut file_sink),
-                        Err(_) => None,
-                    };
                     let cached = slots
                         .get(i)
                         .and_then(|s| s.lock().ok().and_then(|mut s| s.take()));
-                    let read = file.map(|f| {
-                        let (file, parts) = match cached.and_then(|c| c.reuse(&f)) {
-                            Some(kept) => {
+                    let read = if load::read_bytes(path, total_bytes, &mut file_sink, &mut buf) {
+                        match cached.map(|c| c.reuse(&buf, i)) {
+                            Some(Ok((file, parts))) => {
                                 hits.fetch_add(1, Ordering::Relaxed);
-                                kept
+                                Some(fold::Read {
+                                    file,
+                                    parts,
+                                    from: fold::From::Cache,
+                                })
                             }
-                            None => {
-                                let docs = load::parse_file(&f, &mut file_sink);
-                                (f, docs.iter().map(validate::convert).collect())
+                            old => {
+                                let bytes = std::mem::take(&mut buf);
+                                load::source_file(path, i, bytes, &mut file_sink).map(|f| {
+                                    let docs = load::parse_file(&f, &mut file_sink);
+                                    fold::Read {
+                                        file: f,
+                                        parts: docs.iter().map(validate::convert).collect(),
+                                        from: fold::From::Parsed(old.and_then(Result::err)),
+                                    }
+                                })
                             }
-                        };
-                        // A file that did not parse cleanly is read again
-                        // next time, and says so again.
-                        let keep = (keep && file_sink.is_empty()).then(|| cache::Cached {
-                            file,
-                            parts: parts.clone(),
-                        });
-                        (parts, keep)
-                    });
-                    if tx.send((i, read, file_sink)).is_err() {
+                        }
+                    } else {
+                        None
+                    };
+                    let arrived = fold::Arrived {
+                        sink: file_sink,
+                        read,
+                    };
+                    if tx.send((i, arrived)).is_err() {
                         break;
                     }
                 }
@@ -145,53 +169,39 @@ pub(crate) fn load_with(
         drop(tx);
         let mut pending = std::collections::BTreeMap::new();
         let mut want = 0usize;
-        let mut told = false;
-        for (i, read, file_sink) in rx {
-            pending.insert(i, (read, file_sink));
-            while let Some((read, file_sink)) = pending.remove(&want) {
-                sink.append(file_sink);
-                if let Some((parts, keep)) = read {
-                    documents += parts.len();
-                    let t = std::time::Instant::now();
-                    for part in parts {
-                        merger.add(part, &mut sink);
-                    }
-                    merging += t.elapsed();
-                    if let Some(cached) = keep {
-                        kept.insert(cached.file.path.clone(), cached);
-                    }
-                }
-                if !told && let Some(c) = merger.controller() {
-                    told = true;
-                    on_controller(c);
+        for (i, arrived) in rx {
+            pending.insert(i, arrived);
+            while let Some(arrived) = pending.remove(&want) {
+                if let Some(path) = files.get(want) {
+                    fold.add(want, path, arrived, on_controller);
                 }
                 want += 1;
             }
         }
     });
-    if documents == 0 && sink.is_empty() {
-        sink.error(
-            Origin::default(),
-            format!(
-                "no berth documents found in {}",
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
     let read = started.elapsed();
-    let desired = merger.finish(&mut sink);
+    let done = fold.finish(paths, &files, on_controller);
     tracing::debug!(
-        "loaded {} files: read, parsed and merged in {:.1} ms (merging {:.1} ms), settled in {:.1} ms",
+        "loaded {} files: read, parsed and merged in {:.1} ms (merging {:.1} ms), settled in {:.1} ms; {}",
         files.len(),
         read.as_secs_f64() * 1000.0,
-        merging.as_secs_f64() * 1000.0,
-        (started.elapsed() - read).as_secs_f64() * 1000.0
+        done.merging.as_secs_f64() * 1000.0,
+        (started.elapsed() - read).as_secs_f64() * 1000.0,
+        if done.result.is_none() {
+            "nothing changed".to_string()
+        } else if done.patched {
+            format!("{} changed files patched into the last result", done.folded)
+        } else {
+            format!("{} files merged", done.folded)
+        }
     );
-    (sink.finish(desired), kept, hits.into_inner())
+    let kept = cache::Kept {
+        files: if keep { done.kept } else { HashMap::new() },
+        merged: done.merged.filter(|_| keep),
+        last: done.last.filter(|_| keep),
+        patched: done.patched,
+    };
+    (done.result, kept, hits.into_inner())
 }
 
 /// Loads the one Fleet document of a simulator world file.

@@ -16,6 +16,7 @@
 mod document;
 mod fields;
 mod fleet;
+mod patch;
 
 use super::diag::{Diagnostic, Origin, Sink};
 use super::intent::{ChoiceRaw, Collected};
@@ -23,6 +24,7 @@ use super::load::{DocBody, ParsedDoc, closest};
 use super::model::*;
 
 pub use fields::{check_name, parse_address, parse_port, parse_protocol};
+pub(crate) use patch::patch;
 
 /// Where a simulated clock starts when the Fleet does not say:
 /// `2026-01-05T00:00:00Z`, a Monday.
@@ -120,14 +122,27 @@ struct VmRefs {
 }
 
 impl Merger {
-    /// Adds the next document's part.
-    pub(crate) fn add(&mut self, part: Part, sink: &mut Sink) {
-        sink.extend(part.local);
-        match part.body {
-            PartBody::Placement(p) => self.placement(*p, sink),
-            PartBody::Controller(c) => self.add_controller(*c, sink),
-            PartBody::Fleet(f) => self.desired.fleets.extend(f.map(|f| *f)),
+    /// Adds the next document's part. The part is only read (its VMs are
+    /// shared, the rest copied), so a load can keep it for the next one.
+    pub(crate) fn add(&mut self, part: &Part, sink: &mut Sink) {
+        sink.extend(part.local.iter().cloned());
+        match &part.body {
+            PartBody::Placement(p) => self.placement(p, sink),
+            PartBody::Controller(c) => self.add_controller(c, sink),
+            PartBody::Fleet(f) => self.desired.fleets.extend(f.as_deref().cloned()),
         }
+    }
+
+    /// Whether a document merged so far declares a `policy`.
+    pub(crate) fn has_policy(&self) -> bool {
+        self.policy_at.is_some()
+    }
+
+    /// Whether no document merged so far says anything about intent (host
+    /// groups, rules, VMs choosing among hosts), so settling it changes
+    /// nothing; see [`patch`].
+    pub(crate) fn intent_free(&self) -> bool {
+        self.intent.is_empty()
     }
 
     /// The Controller merged so far (the first one, when it was valid).
@@ -143,38 +158,38 @@ impl Merger {
         self.desired
     }
 
-    fn placement(&mut self, part: PlacementPart, sink: &mut Sink) {
+    fn placement(&mut self, part: &PlacementPart, sink: &mut Sink) {
         self.desired.placement_documents += 1;
-        if let Some(policy) = part.policy {
+        if let Some(policy) = &part.policy {
             if let Some(first) = &self.policy_at {
                 sink.push(
-                    Diagnostic::new(policy.at, "more than one `policy` in the documents")
+                    Diagnostic::new(policy.at.clone(), "more than one `policy` in the documents")
                         .with_related("the first policy is here", first.clone())
                         .with_help("keep a single policy; it applies to the whole fleet"),
                 );
             } else {
-                self.policy_at = Some(policy.at);
-                self.desired.policy = policy.policy;
+                self.policy_at = Some(policy.at.clone());
+                self.desired.policy = policy.policy.clone();
                 if let Some(headroom) = policy.headroom {
                     self.desired.intent.headroom = headroom;
                 }
-                sink.extend(policy.problems);
+                sink.extend(policy.problems.iter().cloned());
             }
         }
-        for host in part.hosts {
+        for host in &part.hosts {
             if let Some(prev) = self.desired.hosts.get(&host.name) {
                 sink.push(
                     Diagnostic::new(
-                        host.origin,
+                        host.origin.clone(),
                         format!("host `{}` is declared twice", host.name),
                     )
                     .with_related("first declared here", prev.origin.clone()),
                 );
                 continue;
             }
-            self.desired.hosts.insert(host.name.clone(), host);
+            self.desired.hosts.insert(host.name.clone(), host.clone());
         }
-        for vm in part.vms {
+        for vm in &part.vms {
             use std::collections::btree_map::Entry;
             let slot = match self.desired.vms.entry(vm.spec.name.clone()) {
                 Entry::Occupied(prev) => {
@@ -192,40 +207,40 @@ impl Merger {
             if !vm.usable {
                 continue;
             }
-            if let Some(choice) = vm.choice {
-                self.intent.choose(&vm.spec.name, choice);
+            if let Some(choice) = &vm.choice {
+                self.intent.choose(&vm.spec.name, choice.clone());
             }
             self.vm_refs.push(VmRefs {
                 vm: vm.spec.clone(),
-                host_at: vm.host_at,
-                fallback_at: vm.fallback_at,
+                host_at: vm.host_at.clone(),
+                fallback_at: vm.fallback_at.clone(),
             });
-            slot.insert(vm.spec);
+            slot.insert(vm.spec.clone());
         }
-        self.intent.extend(part.intent);
-        if let Some(st) = part.status {
+        self.intent.extend(part.intent.clone());
+        if let Some(st) = &part.status {
             match &mut self.desired.status {
-                None => self.desired.status = Some(st),
+                None => self.desired.status = Some(st.clone()),
                 Some(existing) => {
-                    existing.hosts.extend(st.hosts);
-                    existing.vms.extend(st.vms);
+                    existing.hosts.extend(st.hosts.clone());
+                    existing.vms.extend(st.vms.clone());
                 }
             }
         }
     }
 
-    fn add_controller(&mut self, part: ControllerPart, sink: &mut Sink) {
+    fn add_controller(&mut self, part: &ControllerPart, sink: &mut Sink) {
         if let Some(first) = &self.controller_at {
             sink.push(
-                Diagnostic::new(part.at, "more than one Controller document")
+                Diagnostic::new(part.at.clone(), "more than one Controller document")
                     .with_related("the first Controller is here", first.clone())
                     .with_help("berth reads its settings from exactly one Controller document"),
             );
             return;
         }
-        self.controller_at = Some(part.at);
-        sink.extend(part.problems);
-        self.desired.controller = part.spec;
+        self.controller_at = Some(part.at.clone());
+        sink.extend(part.problems.iter().cloned());
+        self.desired.controller = part.spec.clone();
     }
 
     /// Checks that VM hosts and fallbacks name declared hosts.
