@@ -22,7 +22,6 @@
 //! status.
 
 mod decide;
-mod fingerprint;
 pub mod fleet_view;
 pub mod metrics;
 mod progress;
