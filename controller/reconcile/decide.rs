@@ -104,6 +104,10 @@ impl Reconciler {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .holds_for(&desired);
+        // A memo that no longer holds is let go after the job starts: its
+        // observation may be the last copy of 100,000 VMs, and freeing it
+        // takes tens of milliseconds.
+        let mut stale = None;
         let memo = match self.memo.take() {
             Some(m)
                 if Arc::ptr_eq(&m.desired, &desired)
@@ -114,7 +118,8 @@ impl Reconciler {
             {
                 m
             }
-            _ => {
+            old => {
+                stale = old;
                 // The hosts' figures for the fleet page need only the spec
                 // and the observation: they are summed on another core
                 // while this one plans.
@@ -230,12 +235,13 @@ impl Reconciler {
         // (on another thread) must land on top of them, not under them.
         // Unless a job's events changed them since, they are already there.
         let refused = refused_vms.is_some();
+        let mut old_vms = None;
         let mut live = self.live.lock();
         if let Some(vms) = refused_vms {
-            live.vms = Arc::new(vms);
+            old_vms = Some(std::mem::replace(&mut live.vms, Arc::new(vms)));
             self.live.epoch.fetch_add(1, Ordering::SeqCst);
         } else if self.live.touched.swap(false, Ordering::SeqCst) {
-            live.vms = memo.conditions.clone();
+            old_vms = Some(std::mem::replace(&mut live.vms, memo.conditions.clone()));
             self.live.epoch.fetch_add(1, Ordering::SeqCst);
         }
         live.suspended = suspended;
@@ -252,6 +258,13 @@ impl Reconciler {
             });
         }
         self.memo = Some(memo);
+        if stale.is_some() || old_vms.is_some() {
+            let old = (stale, old_vms);
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || drop(old))),
+                Err(_) => drop(old),
+            }
+        }
         decision
     }
 
