@@ -141,7 +141,7 @@ impl Reconciler {
                     }
                     let hosts = hosts
                         .join()
-                        .unwrap_or_else(|_| HostsSeen::of(&desired, &observed));
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e));
                     (plan, conditions, hosts)
                 });
                 self.live.touched.store(true, Ordering::SeqCst);

@@ -73,6 +73,11 @@ impl Pictures {
 /// Sets the live conditions from a picture, unless a pass has set them
 /// since it was taken.
 fn apply(live: &Live, s: &Snapshot, epoch: u64) {
+    // A picture a pass has already replaced is not worth working out (the
+    // epoch is checked again under the lock, where it counts).
+    if live.epoch.load(Ordering::SeqCst) != epoch {
+        return;
+    }
     let vms = conditions_of(s);
     // Summed before the lock is taken: the loop's own events wait on it.
     let hosts = HostsSeen::of(&s.desired, &s.observed);
