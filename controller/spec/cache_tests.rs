@@ -234,6 +234,16 @@ proptest! {
     }
 }
 
+/// Reloads changed files that the patch must refuse: merged in full, with
+/// a fresh load's result, which names `problem`.
+fn merged_in_full_and_reports(cache: &mut SpecCache, root: &[PathBuf], problem: &str) {
+    let e = cache.reload(root).expect("changed");
+    assert!(!cache.patched());
+    let said_now = said_shared(&e);
+    assert_eq!(said_now, said(&super::load(root)));
+    assert!(said_now.contains(problem), "{said_now}");
+}
+
 /// A one-VM move in a clean spec is patched, not merged, and equals a load;
 /// a move that breaks a reference, or a duplicate, is merged in full.
 #[test]
@@ -290,14 +300,7 @@ fn a_move_is_patched_and_a_broken_one_is_reported_as_a_load_reports_it() {
 
     // A host that is not declared: the full merge reports it.
     apply(dir.path(), &Op::Move(1, 5));
-    let e = cache.reload(&root).expect("changed");
-    assert!(!cache.patched());
-    assert_eq!(said_shared(&e), said(&super::load(&root)));
-    assert!(
-        said_shared(&e).contains("not a declared host"),
-        "{}",
-        said_shared(&e)
-    );
+    merged_in_full_and_reports(&mut cache, &root, "not a declared host");
 
     // Back to valid, then the earlier file declares vm2 too.
     // (After an invalid load there is nothing to patch: merged in full.)
@@ -310,14 +313,7 @@ fn a_move_is_patched_and_a_broken_one_is_reported_as_a_load_reports_it() {
         ..hosts.clone()
     };
     std::fs::write(name(dir.path(), 0), dup.render()).expect("write");
-    let e = cache.reload(&root).expect("changed");
-    assert!(!cache.patched());
-    assert_eq!(said_shared(&e), said(&super::load(&root)));
-    assert!(
-        said_shared(&e).contains("declared twice"),
-        "{}",
-        said_shared(&e)
-    );
+    merged_in_full_and_reports(&mut cache, &root, "declared twice");
     // The invalid spec reads the same: nothing to report again.
     assert!(cache.reload(&root).is_none());
 }

@@ -50,6 +50,24 @@ pub(crate) struct Read {
     pub from: From,
 }
 
+impl std::convert::From<Read> for Cached {
+    fn from(read: Read) -> Cached {
+        Cached {
+            file: read.file,
+            parts: read.parts,
+        }
+    }
+}
+
+/// Problems as they are reported, one a line: how a load remembers a walk
+/// or a file that went wrong, to tell whether the next one goes the same.
+fn as_text(sink: &Sink) -> String {
+    sink.diagnostics()
+        .iter()
+        .map(|d| format!("{d}\n"))
+        .collect()
+}
+
 /// Where a file's parts come from.
 pub(crate) enum From {
     /// The cache: the text is unchanged.
@@ -118,11 +136,7 @@ impl Fold {
         last: Option<LastRead>,
         files: &[PathBuf],
     ) -> Self {
-        let walk_text = walk
-            .diagnostics()
-            .iter()
-            .map(|d| format!("{d}\n"))
-            .collect::<String>();
+        let walk_text = as_text(&walk);
         let base = base.filter(|b| walk.is_empty() && b.paths == files);
         let last = last.filter(|l| {
             l.walk == walk_text
@@ -162,14 +176,7 @@ impl Fold {
         if self.keep {
             let seen = match &arrived.read {
                 Some(read) => Seen::Text(read.file.clone()),
-                None => Seen::Failed(
-                    arrived
-                        .sink
-                        .diagnostics()
-                        .iter()
-                        .map(|d| format!("{d}\n"))
-                        .collect(),
-                ),
+                None => Seen::Failed(as_text(&arrived.sink)),
             };
             if let Some(last) = &self.last
                 && !last.files.get(i).is_some_and(|(_, was)| was.same(&seen))
@@ -220,13 +227,7 @@ impl Fold {
             self.merging += t.elapsed();
             self.folded += 1;
             if self.keep && clean {
-                self.kept.insert(
-                    path.to_path_buf(),
-                    Cached {
-                        file: read.file,
-                        parts: read.parts,
-                    },
-                );
+                self.kept.insert(path.to_path_buf(), read.into());
             }
         }
         if !self.told
@@ -265,11 +266,7 @@ impl Fold {
             let base = self.base.take();
             for h in held {
                 if let Some(read) = h.read.filter(|_| h.sink.is_empty()) {
-                    let cached = Cached {
-                        file: read.file,
-                        parts: read.parts,
-                    };
-                    self.kept.insert(h.path, cached);
+                    self.kept.insert(h.path, read.into());
                 }
             }
             return Finished {
@@ -296,11 +293,7 @@ impl Fold {
                     let desired = Arc::new(desired);
                     for h in held {
                         if let Some(read) = h.read {
-                            let cached = Cached {
-                                file: read.file,
-                                parts: read.parts,
-                            };
-                            self.kept.insert(h.path, cached);
+                            self.kept.insert(h.path, read.into());
                         }
                     }
                     let merged = Merged {
